@@ -272,6 +272,16 @@ def _base_url(base_url: str | None) -> str:
     return (base_url or os.environ.get("TOXIPROXY_URL") or DEFAULT_URL).rstrip("/")
 
 
+def _http_options(base_url: str, timeout: float) -> dict[str, Any]:
+    return {
+        "base_url": base_url,
+        "timeout": timeout,
+        "headers": {"User-Agent": USER_AGENT},
+        # The control API is ours; a proxy configured in the environment must never intercept it.
+        "trust_env": False,
+    }
+
+
 def _request(call: _Call) -> dict[str, Any]:
     return {"method": call.method, "url": call.path, "json": call.body}
 
@@ -281,7 +291,7 @@ class Toxiproxy:
 
     def __init__(self, base_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.base_url = _base_url(base_url)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={"User-Agent": USER_AGENT})
+        self._http = httpx.Client(**_http_options(self.base_url, timeout))
 
     def _run(self, plan: Plan[T]) -> T:
         try:
@@ -381,9 +391,7 @@ class AsyncToxiproxy:
 
     def __init__(self, base_url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.base_url = _base_url(base_url)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, headers={"User-Agent": USER_AGENT}
-        )
+        self._http = httpx.AsyncClient(**_http_options(self.base_url, timeout))
 
     async def _run(self, plan: Plan[T]) -> T:
         try:

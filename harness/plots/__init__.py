@@ -1,0 +1,5 @@
+"""Figures shared by the reports and the notebooks."""
+
+from harness.plots._timeline import ATTEMPT_COLOURS, BREAKER_COLOURS, timeline
+
+__all__ = ["ATTEMPT_COLOURS", "BREAKER_COLOURS", "timeline"]
