@@ -139,11 +139,13 @@ def _junit(data: dict[str, Any]) -> bytes:
         tests=str(len(checks)),
         failures=str(sum(not c["passed"] for _, c in checks)),
         errors="0",
-        skipped="0",
+        skipped=str(sum(not c["applicable"] for _, c in checks)),
     )
     for scenario, check in checks:
         case = ET.SubElement(suite, "testcase", classname=f"harness.{scenario['name']}", name=check["name"])
-        if not check["passed"]:
+        if not check["applicable"]:
+            ET.SubElement(case, "skipped", message=check["summary"])
+        elif not check["passed"]:
             failure = ET.SubElement(case, "failure", message=check["summary"])
             failure.text = json.dumps(check["evidence"][:10], indent=1, default=str)
     suites = ET.Element("testsuites")

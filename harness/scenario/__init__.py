@@ -1,7 +1,24 @@
 """Workloads, the scenario runner, the history schema and the invariant checkers."""
 
-from harness.scenario._catalogue import CATALOGUE, response_lost_after_commit
-from harness.scenario._checks import Check, CheckResult, effects_at_most_once, truthful_outcomes
+from harness.scenario._catalogue import (
+    CATALOGUE,
+    card_declines,
+    response_lost_after_commit,
+    upstream_outage,
+)
+from harness.scenario._checks import (
+    DEFINITE_STATUSES,
+    Check,
+    CheckResult,
+    breaker_stays_closed,
+    breaker_transitions_legal,
+    driver_never_raised,
+    effects_at_most_once,
+    no_calls_while_open,
+    no_retry_after_definite_answer,
+    recovers_after_faults,
+    truthful_outcomes,
+)
 from harness.scenario._history import TABLES, History, HistoryRecorder
 from harness.scenario._metrics import run_metrics
 from harness.scenario._runner import RunResult, Scenario, run_scenario
@@ -9,6 +26,7 @@ from harness.scenario._workload import PlannedOperation, Workload
 
 __all__ = [
     "CATALOGUE",
+    "DEFINITE_STATUSES",
     "TABLES",
     "Check",
     "CheckResult",
@@ -18,9 +36,17 @@ __all__ = [
     "RunResult",
     "Scenario",
     "Workload",
+    "breaker_stays_closed",
+    "breaker_transitions_legal",
+    "card_declines",
+    "driver_never_raised",
     "effects_at_most_once",
+    "no_calls_while_open",
+    "no_retry_after_definite_answer",
+    "recovers_after_faults",
     "response_lost_after_commit",
     "run_metrics",
     "run_scenario",
     "truthful_outcomes",
+    "upstream_outage",
 ]

@@ -15,23 +15,50 @@ import pandas as pd
 from harness._driver import OutcomeKind
 from harness.scenario._history import History
 
-__all__ = ["Check", "CheckResult", "effects_at_most_once", "truthful_outcomes"]
+__all__ = [
+    "DEFINITE_STATUSES",
+    "Check",
+    "CheckResult",
+    "breaker_stays_closed",
+    "breaker_transitions_legal",
+    "driver_never_raised",
+    "effects_at_most_once",
+    "no_calls_while_open",
+    "no_retry_after_definite_answer",
+    "recovers_after_faults",
+    "truthful_outcomes",
+]
 
 EVIDENCE_ROWS_IN_JSON = 50
 
 
 @dataclass(frozen=True, kw_only=True)
 class CheckResult:
+    """A verdict with its proof. ``applicable=False`` means the run could not judge the property
+    (e.g. the driver publishes no breaker events); such a result passes and says why."""
+
     name: str
     passed: bool
     summary: str
     evidence: pd.DataFrame
+    applicable: bool = True
+
+    @classmethod
+    def not_applicable(cls, name: str, why: str) -> CheckResult:
+        return cls(
+            name=name,
+            passed=True,
+            summary=f"not applicable: {why}",
+            evidence=pd.DataFrame(),
+            applicable=False,
+        )
 
     def to_json(self) -> dict[str, Any]:
         rows = self.evidence.head(EVIDENCE_ROWS_IN_JSON)
         return {
             "name": self.name,
             "passed": self.passed,
+            "applicable": self.applicable,
             "summary": self.summary,
             "evidence_rows": len(self.evidence),
             "evidence": rows.astype(object).where(rows.notna(), None).to_dict(orient="records"),
@@ -111,4 +138,206 @@ truthful_outcomes = Check(
     name="truthful_outcomes",
     description="A reported success has its effect upstream; a reported definite failure has none.",
     evaluate=_truthful_outcomes,
+)
+
+
+# -- breaker and retry properties --------------------------------------------------------------
+
+OPEN_STATES = frozenset({"open", "forced_open"})
+DEFINITE_STATUSES = frozenset({400, 402, 404, 422})
+"""Answers that settle a request: repeating it cannot succeed (a decline, a validation error)."""
+
+
+def _open_intervals(history: History) -> pd.DataFrame:
+    """One row per stretch of time a breaker spent open: breaker, start, end."""
+    rows = []
+    end_of_run = float(history.meta.get("duration") or 0.0)
+    for breaker, events in history.breaker_events.sort_values("t").groupby("breaker"):
+        opened_at: float | None = None
+        for t, to_state in zip(events["t"], events["to_state"], strict=True):
+            if to_state in OPEN_STATES and opened_at is None:
+                opened_at = float(t)
+            elif to_state not in OPEN_STATES and opened_at is not None:
+                rows.append({"breaker": breaker, "start": opened_at, "end": float(t)})
+                opened_at = None
+        if opened_at is not None:
+            rows.append({"breaker": breaker, "start": opened_at, "end": max(end_of_run, opened_at)})
+    return pd.DataFrame(rows, columns=["breaker", "start", "end"])
+
+
+def _breaker_transitions_legal(history: History) -> CheckResult:
+    from harness.resilience import LEGAL_TRANSITIONS
+
+    name = "breaker_transitions_legal"
+    events = history.breaker_events.sort_values("t")
+    if events.empty:
+        return CheckResult.not_applicable(name, "the driver published no breaker transitions")
+    legal = {(str(a), str(b)) for a, b in LEGAL_TRANSITIONS}
+    bad = []
+    for _, mine in events.groupby("breaker"):
+        state = "closed"
+        for row in mine.itertuples(index=False):
+            manual = "manual" in str(row.reason)
+            if row.from_state != state or ((row.from_state, row.to_state) not in legal and not manual):
+                bad.append({**row._asdict(), "expected_from": state})
+            state = str(row.to_state)
+    evidence = pd.DataFrame(bad, columns=[*events.columns, "expected_from"])
+    passed = evidence.empty
+    summary = (
+        f"{len(events)} transitions, all legal and consistent"
+        if passed
+        else f"{len(evidence)} illegal or inconsistent transitions"
+    )
+    return CheckResult(name=name, passed=passed, summary=summary, evidence=evidence)
+
+
+def _no_calls_while_open(history: History) -> CheckResult:
+    """Judged on the upstream's request log. A request the upstream receives while the breaker is
+    open is excused only if it belongs to an attempt that was already in flight when it opened
+    (same correlation id, started before the opening, not finished before the request arrived)."""
+    name = "no_calls_while_open"
+    intervals = _open_intervals(history)
+    if history.breaker_events.empty:
+        return CheckResult.not_applicable(name, "the driver published no breaker transitions")
+    requests, attempts = history.requests, history.attempts
+    bad = []
+    for interval in intervals.itertuples(index=False):
+        received = requests[
+            (requests["upstream"] == interval.breaker)
+            & (requests["t"] > interval.start)
+            & (requests["t"] < interval.end)
+        ]
+        for row in received.itertuples(index=False):
+            in_flight = attempts[
+                (attempts["correlation_id"] == row.correlation_id)
+                & (attempts["t"] <= interval.start)
+                & (attempts["t"] + attempts["latency"] >= row.t - 1e-3)
+            ]
+            if row.correlation_id is None or in_flight.empty:
+                bad.append({**row._asdict(), "open_since": interval.start, "open_until": interval.end})
+    evidence = pd.DataFrame(bad, columns=[*requests.columns, "open_since", "open_until"])
+    passed = evidence.empty
+    total_open = float((intervals["end"] - intervals["start"]).sum()) if len(intervals) else 0.0
+    summary = (
+        f"breakers open {len(intervals)} times ({total_open:.2f}s in all); the upstream received no"
+        " new request meanwhile"
+        if passed
+        else f"the upstream received {len(evidence)} requests while the breaker was open"
+    )
+    return CheckResult(name=name, passed=passed, summary=summary, evidence=evidence)
+
+
+def _no_retry_after_definite_answer(history: History) -> CheckResult:
+    """A decline or a validation error is final: the upstream must not see that operation again.
+    Judged on the upstream's log, grouping requests by correlation id."""
+    name = "no_retry_after_definite_answer"
+    requests = history.requests[history.requests["correlation_id"].notna()].sort_values("t")
+    if requests.empty:
+        return CheckResult.not_applicable(name, "the upstream saw no correlation ids to group requests by")
+    bad = []
+    for _, same in requests.groupby("correlation_id"):
+        settled_at = same[same["status"].isin(DEFINITE_STATUSES)]["t"]
+        if len(settled_at):
+            bad.append(same[same["t"] > settled_at.min()])
+    evidence = pd.concat(bad) if bad else requests.head(0)
+    passed = evidence.empty
+    summary = (
+        "no request repeated after a definite answer"
+        if passed
+        else f"{len(evidence)} requests repeated an operation the upstream had already settled"
+    )
+    return CheckResult(name=name, passed=passed, summary=summary, evidence=evidence)
+
+
+def recovers_after_faults(within: float) -> Check:
+    """Every operation submitted ``within`` seconds or more after the last fault ended succeeds."""
+    if not within >= 0:
+        raise ValueError(f"recovers_after_faults(within=...) must be >= 0 seconds, got {within!r}")
+    name = "recovers_after_faults"
+
+    def evaluate(history: History) -> CheckResult:
+        if history.faults.empty:
+            return CheckResult.not_applicable(name, "no fault was applied")
+        healed_by = float(history.faults["end"].max()) + within
+        later = history.operations[history.operations["planned_at"] >= healed_by]
+        if later.empty:
+            return CheckResult.not_applicable(
+                name, f"no operation was submitted after t={healed_by:.2f}s; lengthen the workload"
+            )
+        evidence = later[later["outcome"] != OutcomeKind.SUCCEEDED]
+        passed = evidence.empty
+        summary = (
+            f"all {len(later)} operations submitted {within:g}s after the last fault succeeded"
+            if passed
+            else f"{len(evidence)} of {len(later)} operations submitted {within:g}s after the last fault"
+            " did not succeed"
+        )
+        return CheckResult(name=name, passed=passed, summary=summary, evidence=evidence)
+
+    return Check(
+        name=name,
+        description=f"Breaker liveness: the client serves again within {within:g}s of the last fault ending.",
+        evaluate=evaluate,
+    )
+
+
+def _breaker_stays_closed(history: History) -> CheckResult:
+    name = "breaker_stays_closed"
+    if history.attempts.empty:
+        return CheckResult.not_applicable(name, "the driver published no attempts, so its breaker is unseen")
+    opened = history.breaker_events[history.breaker_events["to_state"].isin(OPEN_STATES)]
+    rejected = history.attempts[history.attempts["outcome"] == "rejected"]
+    evidence = pd.concat([opened, rejected]) if len(opened) or len(rejected) else opened
+    passed = evidence.empty
+    summary = (
+        "the breaker stayed closed and refused nothing"
+        if passed
+        else f"the breaker opened {len(opened)} times and refused {len(rejected)} attempts"
+        " on a healthy upstream"
+    )
+    return CheckResult(name=name, passed=passed, summary=summary, evidence=evidence)
+
+
+breaker_stays_closed = Check(
+    name="breaker_stays_closed",
+    description="With no fault injected, definite answers (declines) never open the breaker.",
+    evaluate=_breaker_stays_closed,
+)
+breaker_transitions_legal = Check(
+    name="breaker_transitions_legal",
+    description="Breakers make only legal transitions, each from the state the previous one left.",
+    evaluate=_breaker_transitions_legal,
+)
+no_calls_while_open = Check(
+    name="no_calls_while_open",
+    description="No new request reaches the upstream while its breaker is open (upstream log).",
+    evaluate=_no_calls_while_open,
+)
+no_retry_after_definite_answer = Check(
+    name="no_retry_after_definite_answer",
+    description="A declined or invalid request is never sent again (upstream log).",
+    evaluate=_no_retry_after_definite_answer,
+)
+
+
+DRIVER_RAISED = "driver raised "
+
+
+def _driver_never_raised(history: History) -> CheckResult:
+    ops = history.operations
+    evidence = ops[ops["detail"].astype(str).str.startswith(DRIVER_RAISED)]
+    passed = evidence.empty
+    summary = (
+        f"the driver returned an outcome for all {len(ops)} operations"
+        if passed
+        else f"the driver raised instead of returning an outcome for {len(evidence)} of {len(ops)} operations"
+        f" (first: {evidence['detail'].iloc[0].removeprefix(DRIVER_RAISED)})"
+    )
+    return CheckResult(name="driver_never_raised", passed=passed, summary=summary, evidence=evidence)
+
+
+driver_never_raised = Check(
+    name="driver_never_raised",
+    description="The driver returns an outcome for every operation instead of raising.",
+    evaluate=_driver_never_raised,
 )

@@ -20,7 +20,7 @@ from typing import Any
 from harness._driver import Driver, DriverFactory, DriverSetup, Operation, Outcome, OutcomeKind
 from harness.chaos import ActiveFault, FaultSchedule, ScheduledFault, ToxiproxyFaults
 from harness.resilience import Clock, SystemClock
-from harness.scenario._checks import Check, CheckResult
+from harness.scenario._checks import DRIVER_RAISED, Check, CheckResult, driver_never_raised
 from harness.scenario._history import History, HistoryRecorder
 from harness.scenario._workload import PlannedOperation, Workload
 from harness.stack import Stack
@@ -28,6 +28,9 @@ from harness.stack import Stack
 __all__ = ["RunResult", "Scenario", "run_scenario"]
 
 Progress = Callable[[int, int], None]
+
+UNIVERSAL_CHECKS: tuple[Check, ...] = (driver_never_raised,)
+"""Checked on every run, whatever the scenario lists: properties of the run itself."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,9 +126,8 @@ def run_scenario(
         "options": {k: repr(v) for k, v in (options or {}).items()},
     }
     history = run.collect(meta)
-    return RunResult(
-        scenario=scenario, history=history, checks=tuple(check(history) for check in scenario.checks)
-    )
+    checks = (*scenario.checks, *(c for c in UNIVERSAL_CHECKS if c not in scenario.checks))
+    return RunResult(scenario=scenario, history=history, checks=tuple(check(history) for check in checks))
 
 
 class _Run:
@@ -199,7 +201,7 @@ class _Run:
         try:
             outcome = driver.perform(op)
         except Exception as exc:  # a driver bug must not abort the run; it is reported as such
-            outcome = Outcome(kind=OutcomeKind.UNKNOWN, detail=f"driver raised {exc!r}")
+            outcome = Outcome(kind=OutcomeKind.UNKNOWN, detail=f"{DRIVER_RAISED}{exc!r}")
         self.recorder.operation(_operation_row(op, planned.at, started, self.now(), outcome))
         with self._done_lock:
             self._done += 1

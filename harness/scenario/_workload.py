@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from harness._driver import Operation
@@ -42,8 +42,12 @@ class Workload:
         amount: int = 1000,
         currency: str = "usd",
         prefix: str = "op",
+        params: Callable[[int], Mapping[str, str]] | None = None,
     ) -> Workload:
-        """``count`` operations, one every ``interval`` seconds, each with a distinct id."""
+        """``count`` operations, one every ``interval`` seconds, each with a distinct id.
+
+        ``params(i)`` gives the i-th operation's upstream-specific parameters (e.g. a payment method).
+        """
         if count < 1:
             raise ValueError(f"a workload needs count >= 1 operations, got {count!r}")
         if not interval >= 0:
@@ -57,6 +61,7 @@ class Workload:
                     action=action,
                     amount=amount + i,
                     currency=currency,
+                    params=dict(params(i)) if params is not None else {},
                 ),
             )
             for i in range(count)

@@ -41,3 +41,58 @@ def effect(operation_id: str | None, t: float = 0.005) -> dict[str, Any]:
         "amount": 1000,
         "currency": "usd",
     }
+
+
+def attempt(
+    operation_id: str,
+    t: float,
+    outcome: str = "ok",
+    *,
+    latency: float = 0.01,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "t": t,
+        "upstream": "stripe",
+        "action": "charge",
+        "operation_id": operation_id,
+        "attempt": 1,
+        "correlation_id": correlation_id or f"c-{operation_id}",
+        "idempotency_key": None,
+        "outcome": outcome,
+        "error": None,
+        "status_code": None,
+        "latency": latency,
+        "breaker_state": "closed",
+    }
+
+
+def request(operation_id: str | None, t: float, status: int = 200) -> dict[str, Any]:
+    return {
+        "t": t,
+        "upstream": "stripe",
+        "method": "POST",
+        "path": "/v1/payment_intents",
+        "status": status,
+        "duration": 0.001,
+        "idempotency_key": None,
+        "correlation_id": None if operation_id is None else f"c-{operation_id}",
+        "replayed": False,
+        "fault": None,
+    }
+
+
+def transition(t: float, from_state: str, to_state: str, reason: str = "rule") -> dict[str, Any]:
+    return {"t": t, "breaker": "stripe", "from_state": from_state, "to_state": to_state, "reason": reason}
+
+
+def fault(start: float, end: float) -> dict[str, Any]:
+    return {
+        "start": start,
+        "end": end,
+        "planned_start": start,
+        "planned_end": end,
+        "target": "stripe",
+        "fault": "outage()",
+        "kind": "outage",
+    }
