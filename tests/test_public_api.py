@@ -15,6 +15,7 @@ PACKAGES = [
     "harness.resilience",
     "harness.scenario",
     "harness.stack",
+    "harness.stores",
     "harness.toxiproxy",
 ]
 

@@ -176,11 +176,12 @@ def _breaker_transitions_legal(history: History) -> CheckResult:
     bad = []
     for _, mine in events.groupby("breaker"):
         state = "closed"
-        for row in mine.itertuples(index=False):
-            manual = "manual" in str(row.reason)
-            if row.from_state != state or ((row.from_state, row.to_state) not in legal and not manual):
-                bad.append({**row._asdict(), "expected_from": state})
-            state = str(row.to_state)
+        for row in mine.to_dict(orient="records"):
+            manual = "manual" in str(row["reason"])
+            step = (str(row["from_state"]), str(row["to_state"]))
+            if step[0] != state or (step not in legal and not manual):
+                bad.append({**row, "expected_from": state})
+            state = step[1]
     evidence = pd.DataFrame(bad, columns=[*events.columns, "expected_from"])
     passed = evidence.empty
     summary = (
@@ -201,20 +202,19 @@ def _no_calls_while_open(history: History) -> CheckResult:
         return CheckResult.not_applicable(name, "the driver published no breaker transitions")
     requests, attempts = history.requests, history.attempts
     bad = []
-    for interval in intervals.itertuples(index=False):
+    for interval in intervals.to_dict(orient="records"):
+        start, end = float(interval["start"]), float(interval["end"])
         received = requests[
-            (requests["upstream"] == interval.breaker)
-            & (requests["t"] > interval.start)
-            & (requests["t"] < interval.end)
+            (requests["upstream"] == interval["breaker"]) & (requests["t"] > start) & (requests["t"] < end)
         ]
-        for row in received.itertuples(index=False):
+        for row in received.to_dict(orient="records"):
             in_flight = attempts[
-                (attempts["correlation_id"] == row.correlation_id)
-                & (attempts["t"] <= interval.start)
-                & (attempts["t"] + attempts["latency"] >= row.t - 1e-3)
+                (attempts["correlation_id"] == row["correlation_id"])
+                & (attempts["t"] <= start)
+                & (attempts["t"] + attempts["latency"] >= float(row["t"]) - 1e-3)
             ]
-            if row.correlation_id is None or in_flight.empty:
-                bad.append({**row._asdict(), "open_since": interval.start, "open_until": interval.end})
+            if row["correlation_id"] is None or in_flight.empty:
+                bad.append({**row, "open_since": start, "open_until": end})
     evidence = pd.DataFrame(bad, columns=[*requests.columns, "open_since", "open_until"])
     passed = evidence.empty
     total_open = float((intervals["end"] - intervals["start"]).sum()) if len(intervals) else 0.0

@@ -1,7 +1,7 @@
 """Start the real Toxiproxy and the fake upstreams as child processes, and tear them down."""
 
-from harness.stack._admin import UpstreamAdmin
-from harness.stack._process import ChildProcess, ProcessStartError
+from harness.stack._admin import UpstreamAdmin, UpstreamAdminError
+from harness.stack._process import ChildProcess, ProcessStartError, wait_until
 from harness.stack._stack import (
     KNOWN_UPSTREAMS,
     RunningUpstream,
@@ -20,5 +20,7 @@ __all__ = [
     "StackConfig",
     "ToxiproxyNotFound",
     "UpstreamAdmin",
+    "UpstreamAdminError",
     "find_toxiproxy_server",
+    "wait_until",
 ]
