@@ -20,6 +20,7 @@ from harness._driver import (
     Operation,
     Outcome,
     OutcomeKind,
+    SettlingDriver,
     load_driver_factory,
 )
 from harness.chaos import Fault, FaultSchedule, ScheduledFault
@@ -61,6 +62,7 @@ __all__ = [
     "RunResult",
     "Scenario",
     "ScheduledFault",
+    "SettlingDriver",
     "Stack",
     "StackConfig",
     "Workload",

@@ -18,6 +18,7 @@ import importlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +36,7 @@ __all__ = [
     "Operation",
     "Outcome",
     "OutcomeKind",
+    "SettlingDriver",
     "load_driver_factory",
 ]
 
@@ -103,6 +105,10 @@ class Outcome:
     def unknown(cls, error: ErrorClass, detail: str = "") -> Outcome:
         return cls(kind=OutcomeKind.UNKNOWN, error=error, detail=detail)
 
+    @classmethod
+    def parked(cls, dead_letter_id: str, error: ErrorClass, detail: str = "") -> Outcome:
+        return cls(kind=OutcomeKind.PARKED, dead_letter_id=dead_letter_id, error=error, detail=detail)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptEvent:
@@ -147,13 +153,18 @@ class NullEventSink:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DriverSetup:
-    """Everything a driver factory receives."""
+    """Everything a driver factory receives.
+
+    ``state_dir`` is a folder of the run's own where the driver may keep durable state (its
+    dead-letter queue, its idempotency store); ``None`` outside a run.
+    """
 
     endpoints: Mapping[str, Endpoint]
     clock: Clock
     rng: random.Random
     events: EventSink = field(default_factory=NullEventSink)
     options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    state_dir: Path | None = None
 
 
 @runtime_checkable
@@ -163,6 +174,19 @@ class Driver(Protocol):
     def perform(self, operation: Operation) -> Outcome: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SettlingDriver(Driver, Protocol):
+    """A driver that can finish what it left open.
+
+    After the workload, once every fault is cleared, the harness calls ``settle()``: the driver
+    replays its dead-letter queue, reconciles operations whose outcome it does not know (e.g. by
+    repeating them under their idempotency key) and returns the new outcome of every operation it
+    settled, by operation id. Operations it does not mention keep their outcome.
+    """
+
+    def settle(self) -> Mapping[str, Outcome]: ...
 
 
 DriverFactory = Callable[[DriverSetup], Driver]

@@ -21,10 +21,12 @@ __all__ = [
     "CheckResult",
     "breaker_stays_closed",
     "breaker_transitions_legal",
-    "driver_never_raised",
+    "dead_letters_converge",
+    "driver_honours_protocol",
     "effects_at_most_once",
     "no_calls_while_open",
     "no_retry_after_definite_answer",
+    "nothing_lost",
     "recovers_after_faults",
     "truthful_outcomes",
 ]
@@ -323,21 +325,74 @@ no_retry_after_definite_answer = Check(
 DRIVER_RAISED = "driver raised "
 
 
-def _driver_never_raised(history: History) -> CheckResult:
+def _driver_honours_protocol(history: History) -> CheckResult:
     ops = history.operations
-    evidence = ops[ops["detail"].astype(str).str.startswith(DRIVER_RAISED)]
-    passed = evidence.empty
+    raised = ops[ops["detail"].astype(str).str.startswith(DRIVER_RAISED)]
+    violations = list(history.meta.get("protocol_violations") or [])
+    passed = raised.empty and not violations
+    problems = []
+    if len(raised):
+        first = str(raised["detail"].iloc[0]).removeprefix(DRIVER_RAISED)
+        problems.append(
+            f"the driver raised instead of returning an outcome for {len(raised)} of {len(ops)}"
+            f" operations (first: {first})"
+        )
+    problems += violations
     summary = (
-        f"the driver returned an outcome for all {len(ops)} operations"
-        if passed
-        else f"the driver raised instead of returning an outcome for {len(evidence)} of {len(ops)} operations"
-        f" (first: {evidence['detail'].iloc[0].removeprefix(DRIVER_RAISED)})"
+        f"the driver returned an outcome for all {len(ops)} operations" if passed else "; ".join(problems)
     )
-    return CheckResult(name="driver_never_raised", passed=passed, summary=summary, evidence=evidence)
+    return CheckResult(name="driver_honours_protocol", passed=passed, summary=summary, evidence=raised)
 
 
-driver_never_raised = Check(
-    name="driver_never_raised",
-    description="The driver returns an outcome for every operation instead of raising.",
-    evaluate=_driver_never_raised,
+driver_honours_protocol = Check(
+    name="driver_honours_protocol",
+    description=(
+        "The driver returns an outcome for every operation instead of raising, and settles only"
+        " operations it was given."
+    ),
+    evaluate=_driver_honours_protocol,
+)
+
+
+def _nothing_lost(history: History) -> CheckResult:
+    ops = history.operations
+    lost = ops[ops["outcome"] == OutcomeKind.UNKNOWN]
+    passed = lost.empty
+    settled = int(ops["settled_at"].notna().sum())
+    summary = (
+        f"every operation ended succeeded, failed or parked ({settled} settled after the faults)"
+        if passed
+        else f"{len(lost)} of {len(ops)} operations ended with an unknown outcome after the settle phase:"
+        " the client cannot say whether the customer was charged"
+    )
+    return CheckResult(name="nothing_lost", passed=passed, summary=summary, evidence=lost)
+
+
+def _dead_letters_converge(history: History) -> CheckResult:
+    name = "dead_letters_converge"
+    ops = history.operations
+    ever_parked = ops[(ops["initial_outcome"] == OutcomeKind.PARKED) | (ops["outcome"] == OutcomeKind.PARKED)]
+    if ever_parked.empty:
+        return CheckResult.not_applicable(name, "nothing was dead-lettered")
+    still = ever_parked[ever_parked["outcome"] == OutcomeKind.PARKED]
+    passed = still.empty
+    summary = (
+        f"all {len(ever_parked)} dead-lettered operations were replayed to a final outcome once the"
+        " upstream recovered"
+        if passed
+        else f"{len(still)} of {len(ever_parked)} dead-lettered operations were still parked after the"
+        " replay on a recovered upstream"
+    )
+    return CheckResult(name=name, passed=passed, summary=summary, evidence=still)
+
+
+nothing_lost = Check(
+    name="nothing_lost",
+    description="After the settle phase every operation is terminal: succeeded, failed or parked.",
+    evaluate=_nothing_lost,
+)
+dead_letters_converge = Check(
+    name="dead_letters_converge",
+    description="Replaying the dead-letter queue after recovery settles every parked operation.",
+    evaluate=_dead_letters_converge,
 )

@@ -5,7 +5,8 @@ Tables (pandas DataFrames; saved as Parquet):
 * ``attempts``: one row per attempt the driver reported;
 * ``breaker_events``: one row per breaker transition;
 * ``faults``: one row per fault as actually applied (start and end as observed);
-* ``operations``: one row per operation: when it was submitted and finished, and what the driver said;
+* ``operations``: one row per operation: when it was submitted and finished, what the driver said
+  (``initial_outcome``) and what it said after the settle phase (``outcome``, ``settled_at``);
 * ``requests``: every request the fake upstreams received (their log, the ground truth);
 * ``effects``: every effect the fake upstreams applied (their ledger, the ground truth).
 
@@ -57,6 +58,9 @@ TABLES: dict[str, list[str]] = {
         "reference",
         "error",
         "detail",
+        "dead_letter_id",
+        "initial_outcome",
+        "settled_at",
     ],
     "requests": [
         "t",
@@ -126,6 +130,7 @@ class HistoryRecorder:
     _transitions: list[dict[str, Any]] = field(default_factory=list)
     _faults: list[dict[str, Any]] = field(default_factory=list)
     _operations: list[dict[str, Any]] = field(default_factory=list)
+    _violations: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attempt(self, event: AttemptEvent) -> None:
@@ -154,6 +159,31 @@ class HistoryRecorder:
         with self._lock:
             self._operations.append(row)
 
+    def settle(self, operation_id: str, fields: dict[str, Any], at: float) -> None:
+        """The driver's final word on an operation, given in the settle phase."""
+        with self._lock:
+            for row in self._operations:
+                if row["operation_id"] == operation_id:
+                    row.update(fields, settled_at=at)
+                    return
+        raise KeyError(f"the driver settled operation {operation_id!r}, which this run never gave it")
+
+    def operation_ids(self) -> set[str]:
+        with self._lock:
+            return {row["operation_id"] for row in self._operations}
+
+    def protocol_violation(self, message: str) -> None:
+        """The driver broke the driver protocol in a way no operation row can show."""
+        with self._lock:
+            self._violations.append(message)
+
+    def unsettled(self, detail: str, at: float) -> None:
+        """The settle phase failed: every operation still open carries the reason."""
+        with self._lock:
+            for row in self._operations:
+                if row["outcome"] in ("unknown", "parked"):
+                    row.update(detail=detail, settled_at=at)
+
     def build(
         self,
         *,
@@ -166,8 +196,9 @@ class HistoryRecorder:
             transitions = list(self._transitions)
             faults = list(self._faults)
             operations = sorted(self._operations, key=lambda r: r["planned_at"])
+            violations = list(self._violations)
         return History(
-            meta=meta,
+            meta={**meta, "protocol_violations": violations},
             attempts=_frame(attempts, "attempts"),
             breaker_events=_frame(transitions, "breaker_events"),
             faults=_frame(faults, "faults"),

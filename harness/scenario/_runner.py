@@ -8,6 +8,7 @@ every fault is cleared before the function returns.
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 import time
 import uuid
@@ -17,10 +18,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from harness._driver import Driver, DriverFactory, DriverSetup, Operation, Outcome, OutcomeKind
-from harness.chaos import ActiveFault, FaultSchedule, ScheduledFault, ToxiproxyFaults
+from harness._driver import (
+    Driver,
+    DriverFactory,
+    DriverSetup,
+    Operation,
+    Outcome,
+    OutcomeKind,
+    SettlingDriver,
+)
+from harness.chaos import ActiveFault, FaultSchedule, ScheduledFault, StackFaults
 from harness.resilience import Clock, SystemClock
-from harness.scenario._checks import DRIVER_RAISED, Check, CheckResult, driver_never_raised
+from harness.scenario._checks import DRIVER_RAISED, Check, CheckResult, driver_honours_protocol
 from harness.scenario._history import History, HistoryRecorder
 from harness.scenario._workload import PlannedOperation, Workload
 from harness.stack import Stack
@@ -29,7 +38,7 @@ __all__ = ["RunResult", "Scenario", "run_scenario"]
 
 Progress = Callable[[int, int], None]
 
-UNIVERSAL_CHECKS: tuple[Check, ...] = (driver_never_raised,)
+UNIVERSAL_CHECKS: tuple[Check, ...] = (driver_honours_protocol,)
 """Checked on every run, whatever the scenario lists: properties of the run itself."""
 
 
@@ -103,18 +112,23 @@ def run_scenario(
         raise ValueError(
             f"scenario {scenario.name!r} needs upstreams {sorted(missing)} that the stack did not start"
         )
+    run_id = run_id or f"{scenario.name}-{uuid.UUID(int=random.Random(seed).getrandbits(128)).hex[:8]}"
     run = _Run(scenario, stack, clock or SystemClock(), progress)
     run.prepare()
+    state_dir = stack.state_dir / "drivers" / run_id
+    if state_dir.exists():
+        shutil.rmtree(state_dir)  # a rerun under the same id starts from a clean slate, as the fakes do
     setup = DriverSetup(
         endpoints=stack.endpoints(),
         clock=run.clock,
         rng=random.Random(seed),
         events=run.recorder,
         options=dict(options or {}),
+        state_dir=state_dir,
     )
     run.execute(driver_factory(setup))
     meta = {
-        "run_id": run_id or f"{scenario.name}-{uuid.UUID(int=random.Random(seed).getrandbits(128)).hex[:8]}",
+        "run_id": run_id,
         "scenario": scenario.name,
         "title": scenario.title,
         "driver": driver_name,
@@ -138,7 +152,7 @@ class _Run:
         self.stack = stack
         self.clock = clock
         self.progress = progress
-        self.faults = ToxiproxyFaults(stack.toxiproxy)
+        self.faults = StackFaults(stack)
         self.origin = 0.0
         self.started_wall = 0.0
         self.recorder = HistoryRecorder(origin=0.0)
@@ -178,12 +192,33 @@ class _Run:
                 event.action()
             for future in pending:
                 future.result()
+            for index in list(self._active):
+                self._clear(index)
+            pool.shutdown(wait=True)
+            self.clock.sleep(self.scenario.settle)
+            if isinstance(driver, SettlingDriver):
+                self._settle(driver)
         finally:
             for index in list(self._active):
                 self._clear(index)
             pool.shutdown(wait=True, cancel_futures=True)
             driver.close()
-        self.clock.sleep(self.scenario.settle)
+
+    def _settle(self, driver: SettlingDriver) -> None:
+        """Let the driver replay what it parked, now that every fault is cleared."""
+        try:
+            settled = dict(driver.settle())
+        except Exception as exc:  # reported by the driver_honours_protocol check, like any driver bug
+            self.recorder.unsettled(f"{DRIVER_RAISED}{exc!r} in settle()", self.now())
+            return
+        strangers = sorted(set(settled) - self.recorder.operation_ids())
+        if strangers:
+            self.recorder.protocol_violation(
+                f"settle() returned outcomes for operations this run never gave the driver: {strangers[:5]}"
+            )
+        for operation_id, outcome in settled.items():
+            if operation_id not in strangers:
+                self.recorder.settle(operation_id, _outcome_fields(outcome), self.now())
 
     def collect(self, meta: dict[str, Any]) -> History:
         """Read the upstreams' ground truth and assemble the history."""
@@ -222,9 +257,20 @@ class _Run:
             self.recorder.fault(_fault_row(scheduled, self._applied_at[index], self.now()))
 
 
+def _outcome_fields(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "outcome": str(outcome.kind),
+        "reference": outcome.reference,
+        "error": None if outcome.error is None else str(outcome.error),
+        "detail": outcome.detail,
+        "dead_letter_id": outcome.dead_letter_id,
+    }
+
+
 def _operation_row(
     op: Operation, planned_at: float, started: float, ended: float, outcome: Outcome
 ) -> dict[str, Any]:
+    fields = _outcome_fields(outcome)
     return {
         "operation_id": op.operation_id,
         "upstream": op.upstream,
@@ -233,10 +279,9 @@ def _operation_row(
         "planned_at": planned_at,
         "started": started,
         "ended": ended,
-        "outcome": str(outcome.kind),
-        "reference": outcome.reference,
-        "error": None if outcome.error is None else str(outcome.error),
-        "detail": outcome.detail,
+        **fields,
+        "initial_outcome": fields["outcome"],
+        "settled_at": None,
     }
 
 

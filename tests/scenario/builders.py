@@ -27,6 +27,9 @@ def op(operation_id: str, outcome: str, planned_at: float = 0.0) -> dict[str, An
         "reference": None,
         "error": None,
         "detail": "",
+        "dead_letter_id": None,
+        "initial_outcome": outcome,
+        "settled_at": None,
     }
 
 
