@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -11,7 +13,14 @@ from pathlib import Path
 import uvicorn
 
 from fake_upstreams._base import FakeUpstream
+from fake_upstreams._protocol import AbortableHttpToolsProtocol
 from fake_upstreams._registry import FAKES
+
+
+def _http_protocol(name: str) -> type[asyncio.Protocol] | str:
+    """``httptools`` (default): uvicorn's fast protocol with the abort extension; ``h11``: uvicorn's
+    pure-Python one (slower, and a dropped connection becomes a truncated response)."""
+    return AbortableHttpToolsProtocol if name == "httptools" else name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         help="folder for the ledger and idempotency records (default: a new temporary folder)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for ids, credentials and faults")
+    parser.add_argument(
+        "--http",
+        choices=["httptools", "h11"],
+        default="httptools",
+        help="HTTP/1.1 implementation (default httptools)",
+    )
     args = parser.parse_args(argv)
 
     spec = FAKES[args.name]
@@ -35,14 +50,19 @@ def main(argv: list[str] | None = None) -> int:
         args.name, state_dir, args.seed, spec.credentials(random.Random(f"{args.name}:{args.seed}"))
     )
     app = spec.create_app(fake)
+    # uvicorn's own --fd path wraps the descriptor as an AF_UNIX socket, so asyncio never sets
+    # TCP_NODELAY on accepted connections and a second small write waits for a delayed ACK (~40 ms).
+    # socket(fileno=...) reads the real family from the descriptor.
+    sockets = None if args.fd is None else [socket.socket(fileno=args.fd)]
     config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
-        fd=args.fd,
+        http=_http_protocol(args.http),
         log_level="warning",
         access_log=False,
-        lifespan="off",
+        lifespan="on",
+        proxy_headers=False,  # loopback only: no proxy in front whose headers could be trusted
         timeout_graceful_shutdown=2,
     )
     if args.fd is None:
@@ -51,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     try:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=sockets)
     finally:
         fake.store.close()
     return 0

@@ -15,6 +15,7 @@ PACKAGES = [
     "harness.resilience",
     "harness.scenario",
     "harness.stack",
+    "harness.webhooks",
     "harness.stores",
     "harness.toxiproxy",
 ]

@@ -2,8 +2,9 @@
 
 Faults are frozen values that say *what* happens, in the terms of a payment integration ("the
 answer is lost after the upstream committed"), not how a backend produces it. The real backend turns
-each into Toxiproxy toxics; the same values serialise to JSON, so a failing schedule can be saved,
-shrunk and replayed.
+the network faults below into Toxiproxy toxics and the HTTP faults of :mod:`._http_faults` into rules
+on the fakes' admin API; the same values serialise to JSON, so a failing schedule can be saved, shrunk
+and replayed.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class Outage(Fault):
 FAULT_KINDS: dict[str, type[Fault]] = {
     cls.KIND: cls for cls in (ResponseLoss, ConnectionReset, Latency, Blackhole, Outage)
 }
+"""Every fault kind by name; :mod:`harness.chaos._http_faults` registers the HTTP-level kinds here when
+the package is imported (as it always is before this module can be)."""
 
 
 def fault_from_json(data: dict[str, Any]) -> Fault:

@@ -11,18 +11,59 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from harness.chaos._faults import Blackhole, ConnectionReset, Fault, Latency, Outage, ResponseLoss
+from harness.chaos._http_faults import (
+    CallbackDelay,
+    CallbackDrop,
+    CallbackDuplicate,
+    CommitThenFail,
+    HttpError,
+    MalformedBody,
+    ServerDelay,
+    Throttle,
+    WrongContentType,
+)
 from harness.chaos._schedule import FaultSchedule, ScheduledFault
 
-__all__ = ["fault_schedules", "faults"]
+__all__ = ["callback_faults", "fault_schedules", "faults", "http_faults"]
 
 
-def faults() -> st.SearchStrategy[Fault]:
-    return st.one_of(
+def faults(*, http: bool = False) -> st.SearchStrategy[Fault]:
+    """Network faults (what Toxiproxy realises); with ``http``, the fakes' request faults as well.
+
+    HTTP faults are opt-in so that a backend without fakes (Toxiproxy alone) can take every draw.
+    """
+    network: st.SearchStrategy[Fault] = st.one_of(
         st.just(ResponseLoss()),
         st.just(Outage()),
         st.builds(ConnectionReset, after_ms=st.integers(0, 200)),
         st.builds(Latency, ms=st.integers(1, 500), jitter_ms=st.integers(0, 100)),
         st.just(Blackhole()),
+    )
+    return st.one_of(network, http_faults()) if http else network
+
+
+def http_faults() -> st.SearchStrategy[Fault]:
+    """Request faults every fake realises, on every route; shrinking prefers plain error statuses.
+
+    Token revocation is left out: what it does differs too much between upstreams to be drawn blind.
+    """
+    probability = st.sampled_from([1.0, 0.5, 0.25])
+    return st.one_of(
+        st.builds(HttpError, status=st.sampled_from([503, 500, 502, 504]), probability=probability),
+        st.builds(Throttle, retry_after=st.sampled_from([0.0, 0.1, 1.0]), probability=probability),
+        st.builds(ServerDelay, ms=st.integers(1, 500), after_commit=st.booleans(), probability=probability),
+        st.builds(CommitThenFail, drop=st.booleans(), probability=probability),
+        st.builds(MalformedBody, truncated=st.booleans(), probability=probability),
+        st.builds(WrongContentType, probability=probability),
+    )
+
+
+def callback_faults() -> st.SearchStrategy[Fault]:
+    """Faults of callback and webhook delivery (M-Pesa and Stripe; no-ops on Fineract)."""
+    return st.one_of(
+        st.builds(CallbackDrop),
+        st.builds(CallbackDuplicate, copies=st.integers(2, 3)),
+        st.builds(CallbackDelay, ms=st.integers(1, 2000)),
     )
 
 

@@ -38,9 +38,12 @@ def toxics_for(fault: Fault, name: str) -> list[ToxicSpec]:
 
 @dataclass(frozen=True, slots=True)
 class ActiveFault:
+    """A fault in force: the toxics (network faults) or fake rules (HTTP faults) that realise it."""
+
     target: str
     fault: Fault
     toxic_names: tuple[str, ...]
+    rule_ids: tuple[int, ...] = ()
 
 
 class ToxiproxyFaults:

@@ -8,6 +8,7 @@ from harness.scenario._catalogue import (
 )
 from harness.scenario._checks import (
     DEFINITE_STATUSES,
+    NON_COMMITTING_KINDS,
     Check,
     CheckResult,
     breaker_stays_closed,
@@ -24,11 +25,13 @@ from harness.scenario._checks import (
 from harness.scenario._history import TABLES, History, HistoryRecorder
 from harness.scenario._metrics import run_metrics
 from harness.scenario._runner import RunResult, Scenario, run_scenario
+from harness.scenario._sweep import grid, sweep
 from harness.scenario._workload import PlannedOperation, Workload
 
 __all__ = [
     "CATALOGUE",
     "DEFINITE_STATUSES",
+    "NON_COMMITTING_KINDS",
     "TABLES",
     "Check",
     "CheckResult",
@@ -44,6 +47,7 @@ __all__ = [
     "dead_letters_converge",
     "driver_honours_protocol",
     "effects_at_most_once",
+    "grid",
     "no_calls_while_open",
     "no_retry_after_definite_answer",
     "nothing_lost",
@@ -51,6 +55,7 @@ __all__ = [
     "response_lost_after_commit",
     "run_metrics",
     "run_scenario",
+    "sweep",
     "truthful_outcomes",
     "upstream_outage",
 ]

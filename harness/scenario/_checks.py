@@ -17,6 +17,7 @@ from harness.scenario._history import History
 
 __all__ = [
     "DEFINITE_STATUSES",
+    "NON_COMMITTING_KINDS",
     "Check",
     "CheckResult",
     "breaker_stays_closed",
@@ -77,8 +78,15 @@ class Check:
         return self.evaluate(history)
 
 
-def _effect_counts(history: History) -> pd.Series:
+NON_COMMITTING_KINDS = frozenset({"stk_prompt", "release"})
+"""Effects that move no money and bind no one: an M-Pesa prompt shown, an authorization released.
+A definite failure may leave these behind; any other effect contradicts it."""
+
+
+def _effect_counts(history: History, *, committing_only: bool = False) -> pd.Series:
     effects = history.effects
+    if committing_only:
+        effects = effects[~effects["kind"].isin(NON_COMMITTING_KINDS)]
     return effects.groupby("operation_id").size() if len(effects) else pd.Series(dtype="int64")
 
 
@@ -87,15 +95,18 @@ def _effects_at_most_once(history: History) -> CheckResult:
     known = set(history.operations["operation_id"])
     stray = effects[effects["operation_id"].isna() | ~effects["operation_id"].isin(known)]
     counts = _effect_counts(history)
-    doubled = counts[counts > 1]
-    duplicated = effects[effects["operation_id"].isin(doubled.index)]
+    per_kind = effects.groupby(["operation_id", "kind"]).size()
+    doubled = per_kind[per_kind > 1].reset_index(name="count")
+    duplicated = effects.merge(doubled[["operation_id", "kind"]], on=["operation_id", "kind"])
     evidence = (
         pd.concat([duplicated, stray]).sort_values("t") if len(duplicated) or len(stray) else effects.head(0)
     )
     problems = []
     if len(doubled):
-        extra = int(doubled.sum() - len(doubled))
-        problems.append(f"{len(doubled)} operations applied more than once ({extra} extra effects)")
+        extra = int(doubled["count"].sum() - len(doubled))
+        kinds = "/".join(sorted(set(doubled["kind"])))
+        operations = doubled["operation_id"].nunique()
+        problems.append(f"{operations} operations applied more than once ({extra} extra {kinds} effects)")
     if len(stray):
         problems.append(
             f"{len(stray)} effects carry no operation id of this run, so they cannot be attributed"
@@ -112,10 +123,11 @@ def _effects_at_most_once(history: History) -> CheckResult:
 
 def _truthful_outcomes(history: History) -> CheckResult:
     operations = history.operations.copy()
-    counts = _effect_counts(history)
-    operations["effects"] = operations["operation_id"].map(counts).fillna(0).astype(int)
+    operations["effects"] = operations["operation_id"].map(_effect_counts(history)).fillna(0).astype(int)
+    committing = operations["operation_id"].map(_effect_counts(history, committing_only=True))
+    operations["committing_effects"] = committing.fillna(0).astype(int)
     lying_success = (operations["outcome"] == OutcomeKind.SUCCEEDED) & (operations["effects"] == 0)
-    lying_failure = (operations["outcome"] == OutcomeKind.FAILED) & (operations["effects"] > 0)
+    lying_failure = (operations["outcome"] == OutcomeKind.FAILED) & (operations["committing_effects"] > 0)
     evidence = operations[lying_success | lying_failure]
     passed = evidence.empty
     if passed:
@@ -133,7 +145,10 @@ def _truthful_outcomes(history: History) -> CheckResult:
 
 effects_at_most_once = Check(
     name="effects_at_most_once",
-    description="No operation has more than one effect upstream (no double charge).",
+    description=(
+        "No operation has the same effect twice upstream: no double charge, no double repayment, no"
+        " second STK prompt."
+    ),
     evaluate=_effects_at_most_once,
 )
 truthful_outcomes = Check(

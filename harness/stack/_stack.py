@@ -29,7 +29,7 @@ from harness.toxiproxy import Toxiproxy, ToxiproxyError
 
 __all__ = ["KNOWN_UPSTREAMS", "Stack", "StackConfig", "ToxiproxyNotFound", "find_toxiproxy_server"]
 
-KNOWN_UPSTREAMS = ("stripe",)
+KNOWN_UPSTREAMS = ("stripe", "mpesa", "cbs")
 _TOXIPROXY_START_ATTEMPTS = 3
 
 

@@ -33,11 +33,11 @@ def op(operation_id: str, outcome: str, planned_at: float = 0.0) -> dict[str, An
     }
 
 
-def effect(operation_id: str | None, t: float = 0.005) -> dict[str, Any]:
+def effect(operation_id: str | None, t: float = 0.005, kind: str = "charge") -> dict[str, Any]:
     return {
         "t": t,
         "upstream": "stripe",
-        "kind": "charge",
+        "kind": kind,
         "object_id": f"pi_{operation_id}_{t}",
         "operation_id": operation_id,
         "idempotency_key": None,

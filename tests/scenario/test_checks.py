@@ -29,7 +29,7 @@ def test_a_second_effect_for_one_operation_fails_with_both_effects_as_evidence()
 
     assert not result.passed
     assert list(result.evidence["operation_id"]) == ["a", "a"]
-    assert "1 operations applied more than once (1 extra effects)" in result.summary
+    assert "1 operations applied more than once (1 extra charge effects)" in result.summary
 
 
 def test_an_effect_that_names_no_operation_of_the_run_fails() -> None:
@@ -90,3 +90,37 @@ def test_history_survives_a_save_and_load(tmp_path: Path) -> None:
     assert loaded.meta == history.meta
     assert list(loaded.operations["operation_id"]) == ["a"]
     assert list(loaded.effects["object_id"]) == list(history.effects["object_id"])
+
+
+def test_effects_of_different_kinds_for_one_operation_are_not_a_duplicate() -> None:
+    """An STK prompt and then the payment it led to are one operation's two effects."""
+    history = build_history(
+        operations=[op("a", "succeeded")],
+        effects=[effect("a", 0.1, "stk_prompt"), effect("a", 0.9, "stk_payment")],
+    )
+
+    assert effects_at_most_once(history).passed
+
+
+def test_a_second_prompt_for_the_same_operation_is_a_duplicate() -> None:
+    history = build_history(
+        operations=[op("a", "unknown")],
+        effects=[effect("a", 0.1, "stk_prompt"), effect("a", 0.4, "stk_prompt")],
+    )
+
+    result = effects_at_most_once(history)
+
+    assert not result.passed
+    assert "stk_prompt" in result.summary
+    assert list(result.evidence["kind"]) == ["stk_prompt", "stk_prompt"]
+
+
+def test_a_failure_may_leave_a_prompt_behind_but_not_a_payment() -> None:
+    prompted = build_history(operations=[op("a", "failed")], effects=[effect("a", 0.1, "stk_prompt")])
+    paid = build_history(
+        operations=[op("a", "failed")],
+        effects=[effect("a", 0.1, "stk_prompt"), effect("a", 0.5, "stk_payment")],
+    )
+
+    assert truthful_outcomes(prompted).passed
+    assert not truthful_outcomes(paid).passed
