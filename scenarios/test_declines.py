@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.drivers._controls import retries_declines
+from harness.drivers import retries_declines
 from harness.scenario import RunResult, card_declines
 from scenarios.conftest import failures
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.drivers._controls import sticky_breaker
+from harness.drivers import sticky_breaker
 from harness.scenario import RunResult, upstream_outage
 from scenarios.conftest import failures
 
@@ -29,5 +29,7 @@ def test_a_breaker_that_stays_open_too_long_fails_recovery(
 ) -> None:
     result = run_harness_scenario(upstream_outage(), driver=sticky_breaker)
 
-    assert [c.name for c in result.checks if not c.passed] == ["recovers_after_faults"]
+    # Its still-open breaker also refuses the settle phase's replays, so what it could not finish
+    # stays unknown: losing track of operations is the cost of a breaker that never recovers.
+    assert {c.name for c in result.checks if not c.passed} == {"recovers_after_faults", "nothing_lost"}
     assert (result.check("recovers_after_faults").evidence["outcome"] != "succeeded").all()

@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.drivers import reference_without_idempotency
-from harness.drivers._controls import leaky_breaker
+from harness.drivers import leaky_breaker, parks_and_forgets, reference_without_idempotency
 from harness.scenario import RunResult, response_lost_after_commit
 from scenarios.conftest import failures
 
@@ -57,3 +56,24 @@ def test_a_breaker_that_opens_but_lets_calls_through_is_caught_by_the_upstream_l
     assert not check.passed
     assert (check.evidence["t"] > check.evidence["open_since"]).all()
     assert [c.name for c in result.checks if not c.passed] == ["no_calls_while_open"]
+
+
+@pytest.mark.control
+def test_a_client_that_dead_letters_and_never_replays_does_not_converge(
+    run_harness_scenario: Callable[..., RunResult],
+) -> None:
+    result = run_harness_scenario(response_lost_after_commit(), driver=parks_and_forgets)
+
+    assert [c.name for c in result.checks if not c.passed] == ["dead_letters_converge"]
+
+
+def test_the_reference_client_replays_what_it_parked_to_a_final_outcome(
+    run_harness_scenario: Callable[..., RunResult],
+) -> None:
+    result = run_harness_scenario(response_lost_after_commit())
+
+    ops = result.history.operations
+    parked = ops[ops["initial_outcome"] == "parked"]
+    assert len(parked) > 0, "nothing was parked, so the settle phase was not exercised"
+    assert set(parked["outcome"]) <= {"succeeded", "failed"}
+    assert result.check("dead_letters_converge").passed

@@ -3,26 +3,54 @@
 ``harness certify --driver harness.drivers:reference`` is the default;
 ``harness.drivers:reference_without_idempotency`` is the same client with idempotency keys switched
 off, the control that shows what the scenarios catch.
+
+Other controls, each with the one defect a scenario exists to catch: ``leaky_breaker`` (its breaker
+opens but calls go through), ``sticky_breaker`` (never recovers within a scenario),
+``retries_declines`` (retries card declines), ``parks_and_forgets`` (dead-letters and never replays).
+
+``reference`` reads three options from :attr:`DriverSetup.options`:
+
+* ``profile``: a name from :data:`harness.resilience.PROFILES` (default ``reference``), e.g.
+  ``haven`` or ``quantforge-database`` to certify a seed system's settings;
+* ``idempotency_keys``: ``True`` (default) or ``False``;
+* ``time_scale``: a factor for every duration of the profile (default 1; e.g. 0.01 to run a seed's
+  real 30 s timeouts and 2 min breakers on loopback).
 """
 
-from harness._driver import DriverSetup
-from harness.drivers._reference import ReferenceConfig, ReferenceDriver, idempotency_key
+from harness.drivers._controls import leaky_breaker, parks_and_forgets, retries_declines, sticky_breaker
+from harness.drivers._integration import (
+    SETTLING_ERRORS,
+    Integration,
+    IntegrationSetup,
+    honest_outcome,
+    idempotency_key,
+)
+from harness.drivers._reference import (
+    INTEGRATIONS,
+    ReferenceConfig,
+    ReferenceDriver,
+    reference,
+    reference_with,
+    reference_without_idempotency,
+)
+from harness.drivers._stripe import StripeIntegration, classify_stripe
 
 __all__ = [
+    "INTEGRATIONS",
+    "SETTLING_ERRORS",
+    "Integration",
+    "IntegrationSetup",
     "ReferenceConfig",
     "ReferenceDriver",
+    "StripeIntegration",
+    "classify_stripe",
+    "honest_outcome",
     "idempotency_key",
+    "leaky_breaker",
+    "parks_and_forgets",
     "reference",
+    "reference_with",
     "reference_without_idempotency",
+    "retries_declines",
+    "sticky_breaker",
 ]
-
-
-def reference(setup: DriverSetup) -> ReferenceDriver:
-    """The reference client with its default settings (``setup.options`` may turn keys off)."""
-    keys = setup.options.get("idempotency_keys", True)
-    return ReferenceDriver(setup, ReferenceConfig(idempotency_keys=bool(keys)))
-
-
-def reference_without_idempotency(setup: DriverSetup) -> ReferenceDriver:
-    """The reference client without idempotency keys: double-charges when a response is lost."""
-    return ReferenceDriver(setup, ReferenceConfig(idempotency_keys=False))

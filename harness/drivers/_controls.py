@@ -20,9 +20,17 @@ from harness.resilience import (
     ErrorClass,
     classify_exception,
     classify_status,
+    retry_after_seconds,
 )
 
-__all__ = ["ControlDriver", "ControlFlaws", "leaky_breaker", "retries_declines", "sticky_breaker"]
+__all__ = [
+    "ControlDriver",
+    "ControlFlaws",
+    "leaky_breaker",
+    "parks_and_forgets",
+    "retries_declines",
+    "sticky_breaker",
+]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -33,10 +41,16 @@ class ControlFlaws:
     """How long the breaker stays open; a long one never recovers within a scenario."""
     retry_declines: bool = False
     """Treats a card decline like a transient error and retries it."""
+    parks_and_forgets: bool = False
+    """Dead-letters operations it cannot finish, and never replays them."""
 
 
 class ControlDriver:
-    """A plain Stripe client: idempotency key per operation, 4 attempts, 20 ms apart, a breaker."""
+    """A plain Stripe client, then one flaw.
+
+    Idempotency key per operation, 4 attempts 20 ms apart (or as long as ``Retry-After`` asks), a
+    breaker, and a settle phase that repeats what it could not finish under the same key.
+    """
 
     MAX_ATTEMPTS = 4
     DELAY = 0.02
@@ -53,6 +67,7 @@ class ControlDriver:
             timeout=2.0,
             trust_env=False,
         )
+        self._unsettled: dict[str, Operation] = {}
         self._breaker = CircuitBreaker(
             "stripe",
             BreakerConfig(failure_threshold=5, open_duration=flaws.open_duration),
@@ -64,6 +79,18 @@ class ControlDriver:
         self._http.close()
 
     def perform(self, operation: Operation) -> Outcome:
+        outcome = self._charge(operation)
+        if outcome.kind is OutcomeKind.UNKNOWN:
+            if self.flaws.parks_and_forgets:
+                return Outcome.parked(f"dl-{operation.operation_id}", outcome.error or ErrorClass.PROTOCOL)
+            self._unsettled[operation.operation_id] = operation
+        return outcome
+
+    def settle(self) -> dict[str, Outcome]:
+        """Repeat every operation it could not finish, under the same idempotency key."""
+        return {op_id: self._charge(op) for op_id, op in self._unsettled.items()}
+
+    def _charge(self, operation: Operation) -> Outcome:
         correlation = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         key = f"control-{operation.operation_id}"
         data = {
@@ -92,6 +119,7 @@ class ControlDriver:
                     return Outcome(kind=OutcomeKind.UNKNOWN, error=ErrorClass.REJECTED)
                 permit = None
             status = None
+            retry_after = None
             try:
                 response = self._http.post(
                     "/v1/payment_intents",
@@ -100,6 +128,7 @@ class ControlDriver:
                 )
                 status = response.status_code
                 failure = classify_status(status)
+                retry_after = retry_after_seconds(response.headers)
             except httpx.HTTPError as exc:
                 failure = classify_exception(exc)
             if permit is not None:
@@ -124,7 +153,7 @@ class ControlDriver:
             retry = failure.retryable or (self.flaws.retry_declines and failure is ErrorClass.DECLINE)
             if not retry:
                 break
-            self._clock.sleep(self.DELAY)
+            self._clock.sleep(max(self.DELAY, retry_after or 0.0))
         if error in (ErrorClass.DECLINE, ErrorClass.VALIDATION):
             return Outcome.failed(error)
         return Outcome.unknown(error)
@@ -166,6 +195,11 @@ def leaky_breaker(setup: DriverSetup) -> ControlDriver:
 def sticky_breaker(setup: DriverSetup) -> ControlDriver:
     """Its breaker stays open for a minute: correct, but it never recovers within a scenario."""
     return ControlDriver(setup, ControlFlaws(open_duration=60.0))
+
+
+def parks_and_forgets(setup: DriverSetup) -> ControlDriver:
+    """Says it parked what it could not finish, and never replays it."""
+    return ControlDriver(setup, ControlFlaws(parks_and_forgets=True))
 
 
 def retries_declines(setup: DriverSetup) -> ControlDriver:

@@ -1,276 +1,280 @@
-"""The reference client: what a careful Stripe integration looks like, and the default driver.
+"""The reference client: what a careful payment integration looks like, and the default driver.
 
-Per attempt: breaker permit → HTTP call with a per-attempt timeout → classification → breaker
-settlement → event. Between attempts: the retry policy's delay, raised by ``Retry-After``. One
-idempotency key per logical operation, derived from the operation id, so that a restarted client
-re-derives the same key and every retry of one charge is the same charge to Stripe.
+Each upstream is spoken to by an :class:`~harness.drivers.Integration` (Stripe's in
+:mod:`harness.drivers._stripe`), built on :class:`~harness.resilience.ResilientClient` with the
+settings of a named profile (:data:`~harness.resilience.PROFILES`; ``reference`` by default, scaled
+for loopback). The client does the resilience work (deadline, retries with a budget, breaker,
+bulkhead, rate limit, ``Retry-After``, one correlation id per operation) and reports every attempt
+and breaker transition to the run's event sink; the integration adds what only a payment
+integration knows (the request, the idempotency key, how to report an outcome honestly: see
+:func:`~harness.drivers.honest_outcome`).
 
-The outcome it reports is only as strong as what it knows: after an ambiguous failure (a timeout, a
-reset, a 5xx) without an idempotency key it says UNKNOWN, never FAILED.
+An operation whose outcome the client cannot know is not left UNKNOWN when the upstream can
+deduplicate it: it is parked in a dead-letter queue (SQLite under the run's ``state_dir``) and
+reported PARKED, and the settle phase reconciles it once the upstream has recovered (for Stripe, by
+repeating it under the *original* key, so a charge that had in fact been applied is replayed, not
+repeated). Without idempotency keys a replay could charge twice, so nothing is parked and the
+outcome stays UNKNOWN.
 """
 
 from __future__ import annotations
 
-import email.utils
-import time
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import dataclasses
+import math
+from dataclasses import dataclass
 
-import httpx
-
-from harness._driver import AttemptEvent, DriverSetup, Operation, Outcome, OutcomeKind
+from harness._driver import DriverFactory, DriverSetup, Operation, Outcome, OutcomeKind
+from harness.drivers._integration import Integration, IntegrationSetup
+from harness.drivers._stripe import StripeIntegration
 from harness.resilience import (
-    Backoff,
-    BreakerConfig,
+    DEFAULT_PROFILE,
     CircuitBreaker,
-    CircuitOpenError,
+    ClientConfig,
+    ClientMetrics,
+    ConfigError,
     ErrorClass,
-    Jitter,
-    RetryPolicy,
-    classify_exception,
-    classify_status,
+    Profile,
+    get_profile,
+)
+from harness.stores import (
+    DeadLetter,
+    DeadLetterQueue,
+    ErrorInfo,
+    MemoryBackend,
+    SQLiteBackend,
+    StoreBackend,
+    WorkItem,
 )
 
-__all__ = ["ReferenceConfig", "ReferenceDriver"]
+__all__ = [
+    "INTEGRATIONS",
+    "ReferenceConfig",
+    "ReferenceDriver",
+    "reference",
+    "reference_with",
+    "reference_without_idempotency",
+]
 
-_KEY_NAMESPACE = uuid.UUID("6f1c7a52-8d0e-4b8e-9a57-2a1f3d4c5b6e")
-SUPPORTED = frozenset({("stripe", "charge")})
+INTEGRATIONS: dict[str, type[Integration]] = {
+    "stripe": StripeIntegration,
+}
+"""The upstreams the reference client speaks to, by name."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ReferenceConfig:
-    """Settings of the reference client. The defaults suit loopback runs of a few seconds."""
+    """Settings of the reference driver.
+
+    ``profile`` names the client settings (default ``reference``, which suits loopback runs of a few
+    seconds); ``time_scale`` multiplies every duration of the profile (e.g. 0.01 to run a seed's real
+    settings on loopback); ``client``, if given, replaces the profile's settings for every upstream.
+    """
 
     idempotency_keys: bool = True
-    attempt_timeout: float = 2.0
-    retry: RetryPolicy = field(
-        default_factory=lambda: RetryPolicy(
-            max_attempts=4,
-            backoff=Backoff(initial=0.05, multiplier=2.0, max_delay=1.0, jitter=Jitter.FULL),
-        )
-    )
-    breaker: BreakerConfig = field(
-        default_factory=lambda: BreakerConfig(failure_threshold=5, open_duration=1.0)
-    )
+    profile: str = DEFAULT_PROFILE
+    time_scale: float = 1.0
+    client: ClientConfig | None = None
+    settle_timeout: float = 10.0
+    """How long the settle phase may wait for open breakers before giving up on a replay."""
 
     def __post_init__(self) -> None:
-        if not self.attempt_timeout > 0:
-            raise ValueError(
-                f"ReferenceConfig.attempt_timeout must be > 0 seconds, got {self.attempt_timeout!r}"
+        get_profile(self.profile)  # an unknown name fails here, with the list of known ones
+        if not (math.isfinite(self.settle_timeout) and self.settle_timeout >= 0):
+            raise ConfigError(
+                "ReferenceConfig.settle_timeout must be a finite number >= 0 seconds,"
+                f" got {self.settle_timeout!r}"
+            )
+        if not (math.isfinite(self.time_scale) and self.time_scale > 0):
+            raise ConfigError(
+                f"ReferenceConfig.time_scale must be a finite number > 0, got {self.time_scale!r}"
             )
 
+    def resolved_profile(self) -> Profile:
+        profile = get_profile(self.profile)
+        return profile if self.time_scale == 1.0 else profile.scaled(self.time_scale)
 
-def idempotency_key(operation: Operation) -> str:
-    """The same key for every attempt at one logical operation, across client restarts."""
-    name = f"{operation.upstream}:{operation.action}:{operation.operation_id}"
-    return str(uuid.uuid5(_KEY_NAMESPACE, name))
+    def client_config(self, upstream: str) -> ClientConfig:
+        config = self.client or self.resolved_profile().config_for(upstream)
+        return dataclasses.replace(config, idempotency_keys=self.idempotency_keys)
 
 
-def retry_after_seconds(headers: Mapping[str, str], now_wall: float | None = None) -> float | None:
-    """``Retry-After`` as seconds, from either of its forms (delta-seconds or an HTTP date)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    now = time.time() if now_wall is None else now_wall
-    return max(when.timestamp() - now, 0.0)
+class ReplayUnsettled(Exception):
+    """A dead-letter replay that still could not learn the outcome; the entry stays parked."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(f"still {outcome.kind}: {outcome.error} {outcome.detail}".strip())
+        self.outcome = outcome
 
 
 class ReferenceDriver:
     def __init__(self, setup: DriverSetup, config: ReferenceConfig | None = None) -> None:
         self.config = config or ReferenceConfig()
+        self.profile = self.config.resolved_profile()
+        self.metrics = ClientMetrics(clock=setup.clock)
         self._clock = setup.clock
-        self._rng = setup.rng
-        self._events = setup.events
-        self._endpoints = dict(setup.endpoints)
-        self._breakers = {
-            name: CircuitBreaker(
-                name,
-                self.config.breaker,
-                clock=self._clock,
-                listeners=(self._events.breaker_transition,),
+        self._store: StoreBackend = (
+            SQLiteBackend.in_folder(setup.state_dir) if setup.state_dir is not None else MemoryBackend()
+        )
+        self.dead_letters = DeadLetterQueue(self._store, clock=setup.clock)
+        self._integrations: dict[str, Integration] = {}
+        for name, endpoint in setup.endpoints.items():
+            integration = INTEGRATIONS.get(name)
+            if integration is None:
+                continue
+            self._integrations[name] = integration(
+                IntegrationSetup(
+                    endpoint=endpoint,
+                    config=self.config.client_config(name),
+                    clock=setup.clock,
+                    rng=setup.rng,
+                    events=setup.events,
+                    metrics=self.metrics,
+                    idempotency_keys=self.config.idempotency_keys,
+                )
             )
-            for name in self._endpoints
-        }
-        self._http: dict[str, httpx.Client] = {}
-        for name, endpoint in self._endpoints.items():
-            headers = {}
-            if name == "stripe":
-                headers["Authorization"] = f"Bearer {endpoint.credentials['secret_key']}"
-            self._http[name] = httpx.Client(
-                base_url=endpoint.base_url, headers=headers, timeout=self.config.attempt_timeout
-            )
+
+    def integration(self, upstream: str) -> Integration:
+        return self._integrations[upstream]
 
     def breaker(self, upstream: str) -> CircuitBreaker:
-        return self._breakers[upstream]
+        client = getattr(self._integrations[upstream], "client", None)
+        breaker = None if client is None else client.breaker
+        if breaker is None:
+            raise LookupError(f"profile {self.profile.name!r} runs {upstream!r} without a circuit breaker")
+        return breaker  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        for client in self._http.values():
-            client.close()
+        for integration in self._integrations.values():
+            integration.close()
+        self._store.close()
 
     def perform(self, operation: Operation) -> Outcome:
-        if (operation.upstream, operation.action) not in SUPPORTED:
+        integration = self._integrations.get(operation.upstream)
+        if integration is None:
+            raise ValueError(
+                f"the reference driver has no endpoint for {operation.upstream!r}; it speaks to"
+                f" {sorted(INTEGRATIONS)} and the stack started {sorted(self._integrations)}"
+            )
+        if operation.action not in integration.ACTIONS:
             raise ValueError(
                 f"the reference driver cannot {operation.action!r} on {operation.upstream!r};"
-                f" it supports {sorted(SUPPORTED)}"
+                f" it can {sorted(integration.ACTIONS)}"
             )
-        if operation.upstream not in self._http:
-            raise ValueError(f"no endpoint for {operation.upstream!r}; the stack was started without it")
-        return self._stripe_charge(operation)
-
-    def _stripe_charge(self, operation: Operation) -> Outcome:
-        data = {
-            "amount": str(operation.amount),
-            "currency": operation.currency,
-            "payment_method": operation.params.get("payment_method", "pm_card_visa"),
-            "confirm": "true",
-            "metadata[operation_id]": operation.operation_id,
-        }
-        key = idempotency_key(operation) if self.config.idempotency_keys else None
-        correlation = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-        headers = {"X-Correlation-ID": correlation}
-        if key is not None:
-            headers["Idempotency-Key"] = key
-        request = self._http["stripe"].build_request(
-            "POST", "/v1/payment_intents", data=data, headers=headers
-        )
-        return self._execute(operation, request, key, correlation)
-
-    def _execute(
-        self, operation: Operation, request: httpx.Request, key: str | None, correlation: str
-    ) -> Outcome:
-        client = self._http[operation.upstream]
-        breaker = self._breakers[operation.upstream]
-        policy = self.config.retry
         started = self._clock.now()
-        ambiguous = False
-        previous_delay: float | None = None
-        attempt = 0
-        while True:
-            attempt += 1
-            t0 = self._clock.now()
-            try:
-                permit = breaker.acquire()
-            except CircuitOpenError as exc:
-                self._emit(
-                    operation,
-                    attempt=attempt,
-                    started_at=t0,
-                    outcome="rejected",
-                    error=ErrorClass.REJECTED,
-                    status=None,
-                    correlation=correlation,
-                    key=key,
-                    breaker_state=exc.state,
-                )
-                return self._give_up(ErrorClass.REJECTED, ambiguous, answered=False, detail=str(exc))
-            response: httpx.Response | None = None
-            try:
-                response = client.send(request)
-                error = self._classify(response)
-            except httpx.HTTPError as exc:
-                error = classify_exception(exc)
-            if error is None:
-                permit.success()
-            elif error.is_upstream_failure:
-                permit.failure()
-            else:
-                permit.ignore()
-            status = None if response is None else response.status_code
-            self._emit(
-                operation,
-                attempt=attempt,
-                started_at=t0,
-                outcome="ok" if error is None else "error",
-                error=error,
-                status=status,
-                correlation=correlation,
-                key=key,
-                breaker_state=permit.state,
-            )
-            if error is None:
-                assert response is not None
-                return Outcome.succeeded(str(response.json().get("id", "")))
-            ambiguous = ambiguous or error.ambiguous
-            retry_after = None if response is None else retry_after_seconds(response.headers)
-            delay = policy.next_delay(
-                attempt=attempt,
-                error=error,
-                elapsed=self._clock.now() - started,
-                rng=self._rng,
-                retry_after=retry_after,
-                previous_delay=previous_delay,
-            )
-            if response is not None and response.headers.get("stripe-should-retry") == "false":
-                delay = None
-            if delay is None:
-                return self._give_up(
-                    error,
-                    ambiguous,
-                    answered=key is not None and response is not None,
-                    detail="" if response is None else response.text[:200],
-                )
-            self._clock.sleep(delay)
-            previous_delay = delay
+        outcome, attempts = integration.perform(operation)
+        if integration.can_replay(operation, outcome):
+            return self._park(operation, outcome, attempts, started)
+        return outcome
 
-    @staticmethod
-    def _classify(response: httpx.Response) -> ErrorClass | None:
-        error = classify_status(response.status_code)
-        if error is ErrorClass.VALIDATION and response.status_code == 400:
-            try:
-                body = response.json()
-            except ValueError:
-                return ErrorClass.PROTOCOL
-            if not isinstance(body, dict) or "error" not in body:
-                return ErrorClass.PROTOCOL
-        return error
+    def settle(self) -> dict[str, Outcome]:
+        """Replay every parked operation once its upstream will take calls again.
 
-    @staticmethod
-    def _give_up(error: ErrorClass, ambiguous: bool, *, answered: bool, detail: str) -> Outcome:
-        """FAILED only when nothing can have been applied.
-
-        ``answered`` means the last attempt got a definite answer from the upstream for this
-        idempotency key, which settles the one execution the key stands for; a refusal on the
-        client's side (breaker open) settles nothing if an earlier attempt may have been applied.
+        A replay refused because a breaker is still open is tried again when the breaker's wait is
+        over, for at most ``settle_timeout`` seconds: a dead-letter replay belongs after recovery.
         """
-        definite = not error.ambiguous and (answered or not ambiguous)
-        kind = OutcomeKind.FAILED if definite else OutcomeKind.UNKNOWN
-        return Outcome(kind=kind, error=error, detail=detail)
+        settled: dict[str, Outcome] = {}
 
-    def _emit(
-        self,
-        operation: Operation,
-        *,
-        attempt: int,
-        started_at: float,
-        outcome: str,
-        error: ErrorClass | None,
-        status: int | None,
-        correlation: str,
-        key: str | None,
-        breaker_state: str,
-    ) -> None:
-        self._events.attempt(
-            AttemptEvent(
-                operation_id=operation.operation_id,
-                upstream=operation.upstream,
-                action=operation.action,
-                attempt=attempt,
-                started_at=started_at,
-                latency=self._clock.now() - started_at,
-                outcome=outcome,
-                error=error,
-                status_code=status,
-                correlation_id=correlation,
-                idempotency_key=key,
-                breaker_state=str(breaker_state),
+        def replay(entry: DeadLetter) -> None:
+            operation = _operation_from(entry)
+            outcome, _ = self._integrations[operation.upstream].reconcile(operation)
+            if outcome.kind is OutcomeKind.UNKNOWN:
+                raise ReplayUnsettled(outcome)
+            settled[operation.operation_id] = outcome
+
+        deadline = self._clock.now() + self.config.settle_timeout
+        while True:
+            report = self.dead_letters.requeue_many(replay)
+            waits = [w for i in self._integrations.values() if (w := i.retry_after()) is not None]
+            if not report.failed or not waits or self._clock.now() + max(waits) > deadline:
+                break
+            self._clock.sleep(max(waits))
+        for entry_id in report.failed:
+            entry = self.dead_letters.get(entry_id)
+            settled[entry.operation_id] = Outcome(
+                kind=OutcomeKind.PARKED,
+                dead_letter_id=entry.id,
+                error=_error_class(entry.error.error_class),
+                detail=f"replay failed: {entry.error.message}",
             )
+        return settled
+
+    def _park(self, operation: Operation, outcome: Outcome, attempts: int, started: float) -> Outcome:
+        error = outcome.error or ErrorClass.PROTOCOL
+        entry = self.dead_letters.park(
+            WorkItem(
+                operation_id=operation.operation_id,
+                operation=operation.action,
+                provider=operation.upstream,
+                payload={
+                    "amount": operation.amount,
+                    "currency": operation.currency,
+                    "params": dict(operation.params),
+                },
+            ),
+            error=ErrorInfo(error_class=str(error), message=outcome.detail[:500]),
+            attempts=attempts,
+            first_attempt_at=started,
         )
+        return Outcome.parked(entry.id, error, outcome.detail)
+
+
+def _operation_from(entry: DeadLetter) -> Operation:
+    payload = entry.payload
+    assert isinstance(payload, dict), "the reference driver parks a JSON object"
+    return Operation(
+        operation_id=entry.operation_id,
+        upstream=entry.provider,
+        action=entry.operation,
+        amount=int(payload["amount"]),
+        currency=str(payload["currency"]),
+        params={str(k): str(v) for k, v in dict(payload["params"]).items()},
+    )
+
+
+def _error_class(value: str) -> ErrorClass | None:
+    try:
+        return ErrorClass(value)
+    except ValueError:
+        return None
+
+
+def _option_bool(setup: DriverSetup, name: str, default: bool) -> bool:
+    value = setup.options.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ConfigError(f"driver option {name!r} must be true or false, got {value!r}")
+
+
+def reference(setup: DriverSetup) -> ReferenceDriver:
+    """The reference client with the profile and switches named in ``setup.options``."""
+    profile = setup.options.get("profile", DEFAULT_PROFILE)
+    if not isinstance(profile, str):
+        raise ConfigError(f"driver option 'profile' must be a profile name, got {profile!r}")
+    scale = setup.options.get("time_scale", 1.0)
+    try:
+        time_scale = float(scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"driver option 'time_scale' must be a number, got {scale!r}") from None
+    config = ReferenceConfig(
+        idempotency_keys=_option_bool(setup, "idempotency_keys", True), profile=profile, time_scale=time_scale
+    )
+    return ReferenceDriver(setup, config)
+
+
+def reference_with(client: ClientConfig, *, idempotency_keys: bool = True) -> DriverFactory:
+    """A factory for the reference client with explicit settings, e.g. one point of a sweep."""
+
+    def factory(setup: DriverSetup) -> ReferenceDriver:
+        return ReferenceDriver(setup, ReferenceConfig(client=client, idempotency_keys=idempotency_keys))
+
+    return factory
+
+
+def reference_without_idempotency(setup: DriverSetup) -> ReferenceDriver:
+    """The reference client without idempotency keys: double-charges when a response is lost."""
+    profile = setup.options.get("profile", DEFAULT_PROFILE)
+    if not isinstance(profile, str):
+        raise ConfigError(f"driver option 'profile' must be a profile name, got {profile!r}")
+    return ReferenceDriver(setup, ReferenceConfig(idempotency_keys=False, profile=profile))

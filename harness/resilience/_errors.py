@@ -8,16 +8,32 @@ them up is how money is lost or charged twice:
 * may the upstream have applied the effect anyway (a lost response after commit is *ambiguous*).
 
 :class:`ErrorClass` carries the answers; :func:`classify_exception` and :func:`classify_status`
-map httpx errors and HTTP statuses onto it.
+map httpx errors and HTTP statuses onto it; :func:`classify_response` also reads the error bodies
+of the three upstreams where the status alone misleads (Daraja's expired token is a 404, its
+throttling a 500; Fineract's business-rule refusal is a 403).
+
+The exceptions at the bottom are the *local* refusals: the client decided not to send, so nothing
+was applied. Each carries ``retry_after`` when it knows when trying again could help.
 """
 
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import httpx
 
-__all__ = ["ErrorClass", "classify_exception", "classify_status"]
+__all__ = [
+    "BulkheadFullError",
+    "ConfigError",
+    "DeadlineExceededError",
+    "ErrorClass",
+    "RateLimitedError",
+    "RejectedError",
+    "classify_exception",
+    "classify_response",
+    "classify_status",
+]
 
 
 class ErrorClass(enum.StrEnum):
@@ -113,6 +129,10 @@ def classify_status(status: int) -> ErrorClass | None:
     """Map an HTTP status onto the taxonomy; ``None`` for success (2xx)."""
     if 200 <= status < 300:
         return None
+    if status == 408:
+        # The server gave up waiting for the request; treated like a client-side timeout, which is
+        # the conservative reading (the seeds list 408 among the retryable statuses).
+        return ErrorClass.TIMEOUT
     if status == 429:
         return ErrorClass.THROTTLED
     if status in (409, 425):
@@ -126,3 +146,85 @@ def classify_status(status: int) -> ErrorClass | None:
     if status >= 500:
         return ErrorClass.SERVER_ERROR
     return ErrorClass.VALIDATION
+
+
+# Daraja's error codes whose status misleads (upstreams.md §1.3): the expired token is a 404 or 400,
+# throttling is a 500 (Daraja never sends 429).
+_DARAJA_CODES = {
+    "404.001.03": ErrorClass.AUTH,
+    "400.003.01": ErrorClass.AUTH,
+    "500.003.02": ErrorClass.THROTTLED,
+    "500.003.03": ErrorClass.THROTTLED,
+    "500.002.1001": ErrorClass.VALIDATION,
+}
+_DARAJA_BUSY = ("being processed", "lock subscriber")
+_FINERACT_DOMAIN_RULE = "validation.msg.domain.rule.violation"
+
+
+def classify_response(response: httpx.Response) -> ErrorClass | None:
+    """Map a response onto the taxonomy, reading the upstream's error body where it matters.
+
+    * Daraja ``{"errorCode": ...}``: ``404.001.03`` (expired token) is AUTH, spike arrest and quota
+      (``500.003.02``/``.03``) are THROTTLED, ``500.001.1001`` "being processed" / "unable to lock
+      subscriber" is CONFLICT (not done yet: ask again later), other ``500.001.1001`` (unknown
+      merchant, wrong password) is VALIDATION, a duplicate ``OriginatorConversationID`` is VALIDATION.
+    * Fineract 403 ``validation.msg.domain.rule.violation`` is a DECLINE (a business rule said no;
+      never retry it), other 403s stay AUTH.
+    * Everything else goes by the status (:func:`classify_status`).
+    """
+    status = response.status_code
+    by_status = classify_status(status)
+    if by_status is None or status < 400:
+        return by_status
+    body = _json_object(response)
+    if body is None:
+        return by_status
+    code = body.get("errorCode")
+    if isinstance(code, str):
+        message = str(body.get("errorMessage", "")).lower()
+        if code == "500.001.1001":
+            busy = any(marker in message for marker in _DARAJA_BUSY)
+            return ErrorClass.CONFLICT if busy else ErrorClass.VALIDATION
+        return _DARAJA_CODES.get(code, by_status)
+    if status == 403 and body.get("userMessageGlobalisationCode") == _FINERACT_DOMAIN_RULE:
+        return ErrorClass.DECLINE
+    return by_status
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the parameter and the fix."""
+
+
+class RejectedError(Exception):
+    """The client refused to send a call (nothing reached the upstream).
+
+    ``retry_after`` is how long until trying again could succeed, when known.
+    """
+
+    error_class = ErrorClass.REJECTED
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BulkheadFullError(RejectedError):
+    """Every slot is taken and the wait queue is full, or the wait for a slot ran out."""
+
+
+class RateLimitedError(RejectedError):
+    """The rate limiter would make the caller wait longer than it may."""
+
+
+class DeadlineExceededError(RejectedError):
+    """The overall deadline left no time to start (another) attempt."""

@@ -8,6 +8,7 @@ from harness.scenario._catalogue import (
 )
 from harness.scenario._checks import (
     DEFINITE_STATUSES,
+    EXACTLY_ONCE,
     NON_COMMITTING_KINDS,
     Check,
     CheckResult,
@@ -31,6 +32,7 @@ from harness.scenario._workload import PlannedOperation, Workload
 __all__ = [
     "CATALOGUE",
     "DEFINITE_STATUSES",
+    "EXACTLY_ONCE",
     "NON_COMMITTING_KINDS",
     "TABLES",
     "Check",

@@ -17,6 +17,7 @@ from harness.scenario._history import History
 
 __all__ = [
     "DEFINITE_STATUSES",
+    "EXACTLY_ONCE",
     "NON_COMMITTING_KINDS",
     "Check",
     "CheckResult",
@@ -183,26 +184,29 @@ def _open_intervals(history: History) -> pd.DataFrame:
 
 
 def _breaker_transitions_legal(history: History) -> CheckResult:
-    from harness.resilience import LEGAL_TRANSITIONS
+    from harness.resilience import AUTOMATIC_TRANSITIONS, LEGAL_TRANSITIONS
 
     name = "breaker_transitions_legal"
-    events = history.breaker_events.sort_values("t")
+    events = history.breaker_events
     if events.empty:
         return CheckResult.not_applicable(name, "the driver published no breaker transitions")
+    automatic = {(str(a), str(b)) for a, b in AUTOMATIC_TRANSITIONS}
     legal = {(str(a), str(b)) for a, b in LEGAL_TRANSITIONS}
+    order = ["generation", "t"] if events["generation"].notna().all() else ["t"]
     bad = []
-    for _, mine in events.groupby("breaker"):
+    for _, mine in events.sort_values(order).groupby("breaker"):
         state = "closed"
         for row in mine.to_dict(orient="records"):
-            manual = "manual" in str(row["reason"])
             step = (str(row["from_state"]), str(row["to_state"]))
-            if step[0] != state or (step not in legal and not manual):
+            allowed = legal if bool(row["manual"]) else automatic
+            if step[0] != state or step not in allowed:
                 bad.append({**row, "expected_from": state})
             state = step[1]
     evidence = pd.DataFrame(bad, columns=[*events.columns, "expected_from"])
     passed = evidence.empty
+    manual = int(events["manual"].astype(bool).sum())
     summary = (
-        f"{len(events)} transitions, all legal and consistent"
+        f"{len(events)} transitions ({manual} made by hand), all legal and consistent"
         if passed
         else f"{len(evidence)} illegal or inconsistent transitions"
     )
@@ -411,3 +415,7 @@ dead_letters_converge = Check(
     description="Replaying the dead-letter queue after recovery settles every parked operation.",
     evaluate=_dead_letters_converge,
 )
+
+
+EXACTLY_ONCE = (effects_at_most_once, truthful_outcomes, nothing_lost, dead_letters_converge)
+"""The money properties, judged in every scenario."""

@@ -44,7 +44,7 @@ TABLES: dict[str, list[str]] = {
         "latency",
         "breaker_state",
     ],
-    "breaker_events": ["t", "breaker", "from_state", "to_state", "reason"],
+    "breaker_events": ["t", "breaker", "from_state", "to_state", "reason", "manual", "generation"],
     "faults": ["start", "end", "planned_start", "planned_end", "target", "fault", "kind"],
     "operations": [
         "operation_id",
@@ -147,6 +147,8 @@ class HistoryRecorder:
             "from_state": str(event.from_state),
             "to_state": str(event.to_state),
             "reason": event.reason,
+            "manual": bool(getattr(event, "manual", False)),
+            "generation": getattr(event, "generation", None),
         }
         with self._lock:
             self._transitions.append(row)
@@ -193,7 +195,11 @@ class HistoryRecorder:
     ) -> History:
         with self._lock:
             attempts = sorted(self._attempts, key=lambda r: (r["t"], r["attempt"]))
-            transitions = list(self._transitions)
+            # Listeners on different threads may deliver transitions out of order; a breaker's
+            # generation orders its own transitions exactly.
+            transitions = sorted(
+                self._transitions, key=lambda r: (r["breaker"], r["generation"] or 0, r["t"])
+            )
             faults = list(self._faults)
             operations = sorted(self._operations, key=lambda r: r["planned_at"])
             violations = list(self._violations)

@@ -85,8 +85,18 @@ def request(operation_id: str | None, t: float, status: int = 200) -> dict[str, 
     }
 
 
-def transition(t: float, from_state: str, to_state: str, reason: str = "rule") -> dict[str, Any]:
-    return {"t": t, "breaker": "stripe", "from_state": from_state, "to_state": to_state, "reason": reason}
+def transition(
+    t: float, from_state: str, to_state: str, reason: str = "rule", *, manual: bool = False
+) -> dict[str, Any]:
+    return {
+        "t": t,
+        "breaker": "stripe",
+        "from_state": from_state,
+        "to_state": to_state,
+        "reason": reason,
+        "manual": manual,
+        "generation": None,
+    }
 
 
 def fault(start: float, end: float) -> dict[str, Any]:

@@ -32,6 +32,18 @@ def test_closed_straight_to_half_open_is_illegal() -> None:
     assert list(result.evidence["to_state"]) == ["half_open"]
 
 
+def test_open_straight_to_closed_is_legal_only_by_hand() -> None:
+    automatic = build_history(
+        breaker_events=[transition(1.0, "closed", "open"), transition(2.0, "open", "closed")]
+    )
+    by_hand = build_history(
+        breaker_events=[transition(1.0, "closed", "open"), transition(2.0, "open", "closed", manual=True)]
+    )
+
+    assert not breaker_transitions_legal(automatic).passed
+    assert breaker_transitions_legal(by_hand).passed
+
+
 def test_a_transition_from_a_state_the_breaker_was_not_in_is_inconsistent() -> None:
     history = build_history(
         breaker_events=[transition(1.0, "closed", "open"), transition(2.0, "half_open", "closed")]
