@@ -19,7 +19,8 @@ from rich.table import Table
 
 from harness._certify import DEFAULT_DRIVER, CertifyConfig, certify
 from harness._driver import DriverLoadError
-from harness.scenario import CATALOGUE, Scenario
+from harness.chaos import FaultSchedule
+from harness.scenario import CATALOGUE, ExploreConfig, Scenario
 from harness.stack import ProcessStartError, ToxiproxyNotFound
 
 EXIT_CERTIFIED, EXIT_FAILED, EXIT_SETUP, EXIT_INTERNAL = 0, 1, 2, 3
@@ -75,14 +76,57 @@ def cli() -> None:
     metavar="KEY=VALUE",
     help="Passed to the driver factory in DriverSetup.options (VALUE parsed as JSON when it can be).",
 )
+@click.option(
+    "--explore",
+    "explore_examples",
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Also let Hypothesis generate N fault schedules per scenario and shrink any that breaks the driver.",
+)
+@click.option(
+    "--explore-runs",
+    default=None,
+    type=int,
+    metavar="M",
+    help="At most M real runs per scenario for --explore, shrinking included (default 4 x N).",
+)
+@click.option(
+    "--schedule",
+    "schedule_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Replace the scenarios' fault schedules with this one (e.g. one an exploration saved).",
+)
 def certify_command(
-    driver: str, scenarios: tuple[str, ...], seed: int, out_dir: Path, options: tuple[str, ...]
+    *,
+    driver: str,
+    scenarios: tuple[str, ...],
+    seed: int,
+    out_dir: Path,
+    options: tuple[str, ...],
+    explore_examples: int,
+    explore_runs: int | None,
+    schedule_file: Path | None,
 ) -> None:
     """Run the scenario catalogue against a driver and write a report with a verdict."""
     console = Console(stderr=True)
+    if explore_runs is not None and explore_examples == 0:
+        raise click.BadParameter("--explore-runs needs --explore N", param_hint="--explore-runs")
     try:
+        exploring = None
+        if explore_examples > 0:
+            exploring = ExploreConfig(
+                examples=explore_examples, max_runs=explore_runs or 4 * explore_examples, seed=seed
+            )
         config = CertifyConfig(
-            driver=driver, scenarios=scenarios, seed=seed, out_dir=out_dir, options=_parse_options(options)
+            driver=driver,
+            scenarios=scenarios,
+            seed=seed,
+            out_dir=out_dir,
+            options=_parse_options(options),
+            schedule=None if schedule_file is None else FaultSchedule.load(schedule_file),
+            explore=exploring,
         )
         with Progress(
             TextColumn("{task.description}"),
@@ -97,7 +141,11 @@ def certify_command(
                 task = progress.add_task(scenario.name, total=len(scenario.workload))
                 return lambda done, total: progress.update(task, completed=done, total=total)
 
-            report = certify(config, on_scenario=on_scenario)
+            def on_exploration(scenario: Scenario, explore: ExploreConfig) -> Callable[[int], None]:
+                task = progress.add_task(f"explore {scenario.name}", total=explore.max_runs)
+                return lambda runs: progress.update(task, completed=runs)
+
+            report = certify(config, on_scenario=on_scenario, on_exploration=on_exploration)
     except click.ClickException:
         raise
     except _SETUP_ERRORS as exc:
@@ -117,7 +165,19 @@ def certify_command(
     for scenario in report.data["scenarios"]:
         for check in scenario["checks"]:
             mark = "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
+            if not check["applicable"]:
+                mark = "[dim]n/a[/dim]"
             table.add_row(scenario["name"], check["name"], mark, check["summary"])
+    for exploration in report.data["explorations"]:
+        found = exploration["found"]
+        table.add_row(
+            exploration["scenario"],
+            "explore_fault_schedules",
+            "[red]FAIL[/red]" if found else "[green]pass[/green]",
+            f"smallest breaking schedule saved to {exploration['schedule_file']}"
+            if found
+            else f"no breaking schedule in {exploration['runs']} runs",
+        )
     Console().print(table)
     click.echo(f"report: {report.html_path}")
     click.echo(f"json:   {report.json_path}")

@@ -85,6 +85,7 @@ def test_certify_a_client_without_idempotency_keys_fails_with_evidence(tmp_path:
         (["--driver", "harness.drivers"], "package.module:factory"),
         (["--option", "novalue"], "KEY=VALUE"),
         (["--scenario", "no_such_scenario"], "no_such_scenario"),
+        (["--explore-runs", "5"], "--explore-runs needs --explore"),
     ],
 )
 def test_usage_errors_exit_2_with_a_one_line_reason(tmp_path: Path, args: list[str], message: str) -> None:
@@ -116,3 +117,35 @@ def test_scenarios_command_lists_the_catalogue(tmp_path: Path) -> None:
 
     assert result.returncode == 0
     assert "response_lost_after_commit" in result.stdout
+
+
+def test_a_replayed_schedule_for_an_upstream_no_scenario_uses_is_refused(tmp_path: Path) -> None:
+    schedule = tmp_path / "schedule.json"
+    fault = {"start": 0, "duration": 1, "target": "paypal", "fault": {"kind": "outage"}}
+    schedule.write_text(json.dumps({"version": 1, "faults": [fault]}))
+
+    result = _harness("certify", "--schedule", str(schedule), "--out", "r", cwd=tmp_path)
+
+    assert result.returncode == EXIT_SETUP
+    assert "paypal" in result.stderr
+
+
+def test_explore_saves_the_breaking_schedule_and_the_replay_fails_the_same_way(tmp_path: Path) -> None:
+    broken = [
+        "--driver",
+        "harness.drivers:reference_without_idempotency",
+        "--scenario",
+        "response_lost_after_commit",
+    ]
+
+    explored = _harness(
+        "certify", *broken, "--explore", "3", "--explore-runs", "8", "--seed", "3", "--out", "r", cwd=tmp_path
+    )
+
+    assert explored.returncode == EXIT_FAILED, explored.stderr
+    report = json.loads((_only_report(tmp_path / "r") / "report.json").read_text())
+    (exploration,) = report["explorations"]
+    assert exploration["found"]
+    schedule = _only_report(tmp_path / "r") / exploration["schedule_file"]
+    replayed = _harness("certify", *broken, "--schedule", str(schedule), "--out", "replay", cwd=tmp_path)
+    assert replayed.returncode == EXIT_FAILED

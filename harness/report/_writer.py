@@ -21,7 +21,7 @@ import jinja2
 import pandas as pd
 
 from harness.plots import timeline
-from harness.scenario import RunResult, run_metrics
+from harness.scenario import Exploration, RunResult, run_metrics
 
 __all__ = ["CertificationReport", "write_report"]
 
@@ -78,6 +78,29 @@ def _scenario_entry(result: RunResult, folder: Path) -> dict[str, Any]:
     }
 
 
+def _exploration_entry(exploration: Exploration, folder: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "scenario": exploration.scenario.name,
+        "runs": exploration.runs,
+        "found": exploration.found,
+        "minimal_schedule": None,
+        "schedule_file": None,
+        "counterexample": None,
+    }
+    run = exploration.counterexample
+    if run is not None:
+        schedules = folder / "schedules"
+        schedules.mkdir(exist_ok=True)
+        path = schedules / f"{exploration.scenario.name}.json"
+        run.scenario.schedule.save(path)
+        entry.update(
+            minimal_schedule=run.scenario.schedule.to_json(),
+            schedule_file=str(path.relative_to(folder)),
+            counterexample=_scenario_entry(run, folder),
+        )
+    return entry
+
+
 def write_report(
     results: Sequence[RunResult],
     folder: Path,
@@ -85,10 +108,11 @@ def write_report(
     driver: str,
     seed: int,
     toxiproxy_version: str = "unknown",
+    explorations: Sequence[Exploration] = (),
 ) -> CertificationReport:
     """Write every artefact of a certification run into ``folder`` and return what was written."""
     folder.mkdir(parents=True, exist_ok=True)
-    certified = bool(results) and all(r.passed for r in results)
+    certified = bool(results) and all(r.passed for r in results) and not any(e.found for e in explorations)
     data: dict[str, Any] = {
         "verdict": "certified" if certified else "not certified",
         "certified": certified,
@@ -98,6 +122,7 @@ def write_report(
         "harness_version": _version(),
         "toxiproxy_version": toxiproxy_version,
         "scenarios": [_scenario_entry(r, folder) for r in results],
+        "explorations": [_exploration_entry(e, folder) for e in explorations],
     }
     report = CertificationReport(folder=folder, certified=certified, data=data)
     report.json_path.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -127,17 +152,35 @@ def _html(data: dict[str, Any], results: Sequence[RunResult], folder: Path) -> s
             }
         )
     return env.get_template("report.html.j2").render(
-        **{**data, "scenarios": scenarios, "verdict_text": data["verdict"].upper()}
+        **{
+            **data,
+            "scenarios": scenarios,
+            "explorations": [_html_exploration(e, folder) for e in data["explorations"]],
+            "verdict_text": data["verdict"].upper(),
+        }
     )
+
+
+def _html_exploration(entry: dict[str, Any], folder: Path) -> dict[str, Any]:
+    counterexample = entry["counterexample"]
+    if counterexample is None:
+        return {**entry, "plot": None, "failed": []}
+    return {
+        **entry,
+        "plot": base64.b64encode((folder / counterexample["plot"]).read_bytes()).decode(),
+        "failed": [c for c in counterexample["checks"] if not c["passed"]],
+        "schedule_json": json.dumps(entry["minimal_schedule"], indent=2),
+    }
 
 
 def _junit(data: dict[str, Any]) -> bytes:
     checks = [(s, c) for s in data["scenarios"] for c in s["checks"]]
+    explorations = data["explorations"]
     suite = ET.Element(
         "testsuite",
         name="harness certify",
-        tests=str(len(checks)),
-        failures=str(sum(not c["passed"] for _, c in checks)),
+        tests=str(len(checks) + len(explorations)),
+        failures=str(sum(not c["passed"] for _, c in checks) + sum(e["found"] for e in explorations)),
         errors="0",
         skipped=str(sum(not c["applicable"] for _, c in checks)),
     )
@@ -148,6 +191,17 @@ def _junit(data: dict[str, Any]) -> bytes:
         elif not check["passed"]:
             failure = ET.SubElement(case, "failure", message=check["summary"])
             failure.text = json.dumps(check["evidence"][:10], indent=1, default=str)
+    for exploration in explorations:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"harness.{exploration['scenario']}", name="explore_fault_schedules"
+        )
+        if exploration["found"]:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"a fault schedule breaks the driver (replay it: {exploration['schedule_file']})",
+            )
+            failure.text = json.dumps(exploration["minimal_schedule"], indent=1)
     suites = ET.Element("testsuites")
     suites.append(suite)
     xml: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)

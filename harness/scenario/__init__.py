@@ -23,6 +23,7 @@ from harness.scenario._checks import (
     recovers_after_faults,
     truthful_outcomes,
 )
+from harness.scenario._explore import Exploration, ExploreConfig, explore
 from harness.scenario._history import TABLES, History, HistoryRecorder
 from harness.scenario._metrics import run_metrics
 from harness.scenario._runner import RunResult, Scenario, run_scenario
@@ -37,6 +38,8 @@ __all__ = [
     "TABLES",
     "Check",
     "CheckResult",
+    "Exploration",
+    "ExploreConfig",
     "History",
     "HistoryRecorder",
     "PlannedOperation",
@@ -49,6 +52,7 @@ __all__ = [
     "dead_letters_converge",
     "driver_honours_protocol",
     "effects_at_most_once",
+    "explore",
     "grid",
     "no_calls_while_open",
     "no_retry_after_definite_answer",
