@@ -24,6 +24,10 @@ Dead letters, and the settle phase that replays them::
                      error=exc, attempts=3)
     report = dlq.requeue_many(replay_handler)   # success resolves, failure counts an attempt
 
+A circuit breaker shared by processes or hosts keeps its state in Redis too::
+
+    breaker = RedisBreakerStore.from_url(url, "stripe", config, clock=UnixClock()).breaker()
+
 Every store takes an injected :class:`~harness.resilience.Clock` (``VirtualClock`` in tests);
 :class:`UnixClock` is for stores that must outlive a reboot or span hosts.
 """
@@ -79,6 +83,15 @@ from harness.stores._model import (
     WorkItem,
 )
 from harness.stores._redis import RedisBackend
+from harness.stores._redis_breaker import (
+    BreakerConfigMismatchError,
+    BreakerStoreContentionError,
+    BreakerStoreError,
+    BreakerStoreUnavailableError,
+    BreakerTimeBaseError,
+    RedisBreakerStore,
+    time_base_of,
+)
 from harness.stores._redis_server import RedisServer, RedisServerNotFound, find_redis_server
 from harness.stores._shutdown import LateCompletion, ParkedError, ParkingExecutor, ShutdownReport
 from harness.stores._sqlite import SCHEMA_VERSION, SQLiteBackend
@@ -89,6 +102,11 @@ __all__ = [
     "LEGAL_DEAD_LETTER_TRANSITIONS",
     "MAX_KEY_LENGTH",
     "SCHEMA_VERSION",
+    "BreakerConfigMismatchError",
+    "BreakerStoreContentionError",
+    "BreakerStoreError",
+    "BreakerStoreUnavailableError",
+    "BreakerTimeBaseError",
     "DeadLetter",
     "DeadLetterConfig",
     "DeadLetterFilter",
@@ -124,6 +142,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RecordState",
     "RedisBackend",
+    "RedisBreakerStore",
     "RedisServer",
     "RedisServerNotFound",
     "ReplayHandler",
@@ -142,5 +161,6 @@ __all__ = [
     "derive_key",
     "find_redis_server",
     "fingerprint",
+    "time_base_of",
     "validate_key",
 ]
