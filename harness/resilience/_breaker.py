@@ -548,5 +548,9 @@ class CircuitBreaker:
                 _log.exception("listener %r of breaker %r failed on %r", listener, self.name, event)
 
     def __repr__(self) -> str:
-        state, generation = self._store.peek()
+        # A repr must never raise: a shared store may be unreachable while someone debugs it.
+        try:
+            state, generation = self._store.peek()
+        except Exception as exc:  # any store failure, reported in the repr itself
+            return f"CircuitBreaker({self.name!r}, state=<unavailable: {type(exc).__name__}>)"
         return f"CircuitBreaker({self.name!r}, state={state}, generation={generation})"

@@ -545,3 +545,23 @@ def test_a_breaker_behaves_the_same_over_a_store_that_serialises_its_record(
         assert results[0] == results[1]
         assert breakers[0].snapshot() == breakers[1].snapshot()
     assert local_log == json_log
+
+
+def test_the_breakers_repr_names_an_unreachable_store_instead_of_raising() -> None:
+    """A repr runs in debuggers and logs; it must not raise while a shared store is down.
+
+    The contract is the breaker's, for any store, so a stand-in that always fails stands for one
+    (the Redis store's own outage behaviour is tested against a killed redis-server).
+    """
+    from harness.resilience import BreakerConfig, CircuitBreaker
+
+    class _Down:
+        def run(self, operation: object, /, *args: object) -> object:
+            raise ConnectionError("redis is down")
+
+        def peek(self) -> tuple[object, int]:
+            raise ConnectionError("redis is down")
+
+    breaker = CircuitBreaker("stripe", BreakerConfig(), store=_Down())  # type: ignore[arg-type]
+
+    assert repr(breaker) == "CircuitBreaker('stripe', state=<unavailable: ConnectionError>)"
