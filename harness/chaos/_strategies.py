@@ -73,21 +73,37 @@ def fault_schedules(
     horizon: float = 3.0,
     max_faults: int = 3,
     kinds: st.SearchStrategy[Fault] | None = None,
+    resolution: float = 0.01,
+    min_duration: float | None = None,
 ) -> st.SearchStrategy[FaultSchedule]:
-    """Schedules of up to ``max_faults`` faults, all starting and ending within ``horizon`` seconds."""
+    """Schedules of up to ``max_faults`` faults, all starting and ending within ``horizon`` seconds.
+
+    Starts and durations are multiples of ``resolution`` seconds, and no fault is shorter than
+    ``min_duration`` (default one step). Shrinking drives a failing schedule to the shortest fault
+    that still fails; against real time a fault far shorter than the gap between two operations
+    fails only by chance, so explorations on real runs use a coarse resolution and minimum.
+    """
     if not targets:
         raise ValueError("fault_schedules needs at least one target upstream")
-    if not horizon > 0.02:
-        raise ValueError(f"fault_schedules needs a horizon above 0.02 seconds, got {horizon!r}")
-    step = 0.01
+    if not (resolution > 0 and horizon >= 2 * resolution):
+        raise ValueError(
+            f"fault_schedules needs resolution > 0 and a horizon of at least two steps, got"
+            f" horizon={horizon!r}, resolution={resolution!r}"
+        )
+    steps = int(round(horizon / resolution, 6))
+    shortest = max(1, int(round((min_duration or resolution) / resolution, 6)))
+    if shortest >= steps:
+        raise ValueError(
+            f"fault_schedules: min_duration ({min_duration!r}) must be shorter than the horizon ({horizon!r})"
+        )
 
     @st.composite
     def one(draw: st.DrawFn) -> ScheduledFault:
-        start = draw(st.integers(0, int(horizon / step) - 2)) * step
-        duration = draw(st.integers(1, int((horizon - start) / step) - 1 or 1)) * step
+        start = draw(st.integers(0, steps - shortest))
+        duration = draw(st.integers(shortest, steps - start))
         return ScheduledFault(
-            start=round(start, 6),
-            duration=round(duration, 6),
+            start=round(start * resolution, 6),
+            duration=round(duration * resolution, 6),
             target=draw(st.sampled_from(list(targets))),
             fault=draw(kinds if kinds is not None else faults()),
         )

@@ -39,6 +39,11 @@ class ExploreConfig:
     max_faults: int = 3
     http_faults: bool = True
     seed: int = 0
+    resolution: float = 0.1
+    """Fault starts and durations are multiples of this many seconds."""
+    min_duration: float = 0.2
+    """No fault is shorter: a fault briefer than the gap between operations breaks a client only by
+    chance, and a counterexample that fails by chance cannot be replayed."""
 
     def __post_init__(self) -> None:
         if self.examples < 1:
@@ -50,6 +55,11 @@ class ExploreConfig:
             )
         if self.max_faults < 1:
             raise ValueError(f"ExploreConfig.max_faults must be >= 1, got {self.max_faults!r}")
+        if not (self.resolution > 0 and self.min_duration >= self.resolution):
+            raise ValueError(
+                f"ExploreConfig needs resolution > 0 and min_duration >= resolution, got"
+                f" resolution={self.resolution!r}, min_duration={self.min_duration!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,9 +96,11 @@ def explore(
     config = config or ExploreConfig()
     strategy = fault_schedules(
         targets=sorted(scenario.upstreams()),
-        horizon=max(scenario.workload.duration, 0.5),
+        horizon=max(scenario.workload.duration, 2 * config.min_duration),
         max_faults=config.max_faults,
         kinds=faults(http=config.http_faults),
+        resolution=config.resolution,
+        min_duration=config.min_duration,
     )
     verdicts: dict[str, RunResult] = {}
     tried: list[FaultSchedule] = []

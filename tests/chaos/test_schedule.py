@@ -77,3 +77,17 @@ def test_each_network_fault_maps_to_toxics_with_the_right_stream() -> None:
     assert toxics_for(Blackhole(), "f")[0].to_json()["stream"] == "upstream"
     assert toxics_for(ConnectionReset(after_ms=5), "f")[0].to_json()["type"] == "reset_peer"
     assert toxics_for(Outage(), "f") == []
+
+
+@given(fault_schedules(horizon=2.0, resolution=0.1, min_duration=0.3))
+def test_coarse_schedules_keep_to_their_grid_and_minimum(schedule: FaultSchedule) -> None:
+    for scheduled in schedule.faults:
+        assert scheduled.duration >= 0.3 - 1e-9
+        assert scheduled.end <= 2.0 + 1e-9
+        for value in (scheduled.start, scheduled.duration):
+            assert abs(value * 10 - round(value * 10)) < 1e-6
+
+
+def test_a_minimum_duration_as_long_as_the_horizon_is_refused() -> None:
+    with pytest.raises(ValueError, match="min_duration"):
+        fault_schedules(horizon=1.0, resolution=0.1, min_duration=1.0)

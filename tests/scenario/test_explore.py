@@ -10,13 +10,13 @@ from harness.drivers import reference_without_idempotency
 from harness.scenario import ExploreConfig, explore, response_lost_after_commit, run_scenario
 from harness.stack import Stack
 
-SMALL = response_lost_after_commit(operations=12, interval=0.05)
+SMALL = response_lost_after_commit(operations=20, interval=0.05)
 
 
 def test_a_breaking_schedule_is_found_within_budget_and_replays_to_the_same_failure(
     harness_stack: Stack,
 ) -> None:
-    config = ExploreConfig(examples=6, max_runs=14, seed=3)
+    config = ExploreConfig(examples=6, max_runs=14, seed=3, min_duration=0.4)
 
     exploration = explore(SMALL, harness_stack, reference_without_idempotency, config)
 
