@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
+import math
 import os
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -144,6 +146,8 @@ class RequestLogMiddleware:
     sent even when the client has already gone, e.g. when Toxiproxy cut the response off. ``status``
     is what went on the wire: 0 when the connection was dropped without an answer, 500 when the
     application raised; ``app_status`` is what the handler produced when a fault replaced it.
+    ``retry_after`` is the ``Retry-After`` the answer carried, in seconds (an HTTP date is measured
+    from when the answer was finished), so that checkers can judge whether clients waited for it.
     """
 
     def __init__(self, app: ASGIApp, fake: FakeUpstream) -> None:
@@ -193,7 +197,27 @@ class RequestLogMiddleware:
                 replayed=replayed,
                 fault=state.get("fault"),
                 fault_rule=state.get("fault_rule"),
+                retry_after=_retry_after(response_headers, now_wall=clock.time()),
             )
+
+
+def _retry_after(headers: list[tuple[bytes, bytes]], *, now_wall: float) -> float | None:
+    """``Retry-After`` in seconds from delay-seconds or an HTTP date (RFC 9110 §10.2.3); else ``None``."""
+    raw = next((value for name, value in headers if name.lower() == b"retry-after"), None)
+    if raw is None:
+        return None
+    value = raw.decode("latin-1").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = max(when.timestamp() - now_wall, 0.0)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _since(request: Request) -> int:

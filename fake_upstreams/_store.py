@@ -103,7 +103,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 
 # Columns added after the first release; a state folder written by an older fake gets them on open.
 _ADDED_COLUMNS = {
-    "requests": {"query": "TEXT", "app_status": "INTEGER", "fault_rule": "INTEGER"},
+    "requests": {"query": "TEXT", "app_status": "INTEGER", "fault_rule": "INTEGER", "retry_after": "REAL"},
 }
 
 _REQUEST_COLUMNS = (
@@ -120,6 +120,7 @@ _REQUEST_COLUMNS = (
     "replayed",
     "fault",
     "fault_rule",
+    "retry_after",
 )
 _REQUEST_INSERT = (
     f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
@@ -245,8 +246,13 @@ class UpstreamStore:
         query: str | None = None,
         app_status: int | None = None,
         fault_rule: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        """Buffer one request row; written with the next batch (see the module docstring)."""
+        """Buffer one request row; written with the next batch (see the module docstring).
+
+        ``retry_after`` is the ``Retry-After`` the answer carried, in seconds, so that a checker can
+        tell whether the client waited as long as it was asked to.
+        """
         row = (
             t_mono,
             t_wall,
@@ -261,6 +267,7 @@ class UpstreamStore:
             int(replayed),
             fault,
             fault_rule,
+            retry_after,
         )
         with self._lock:
             self._pending_log.append(row)

@@ -26,6 +26,7 @@ from harness.resilience import (
 __all__ = [
     "ControlDriver",
     "ControlFlaws",
+    "ignores_retry_after",
     "leaky_breaker",
     "parks_and_forgets",
     "retries_declines",
@@ -43,6 +44,8 @@ class ControlFlaws:
     """Treats a card decline like a transient error and retries it."""
     parks_and_forgets: bool = False
     """Dead-letters operations it cannot finish, and never replays them."""
+    ignore_retry_after: bool = False
+    """Retries after its own short delay, however long ``Retry-After`` asked it to wait."""
 
 
 class ControlDriver:
@@ -153,7 +156,7 @@ class ControlDriver:
             retry = failure.retryable or (self.flaws.retry_declines and failure is ErrorClass.DECLINE)
             if not retry:
                 break
-            self._clock.sleep(max(self.DELAY, retry_after or 0.0))
+            self._clock.sleep(max(self.DELAY, 0.0 if self.flaws.ignore_retry_after else retry_after or 0.0))
         if error in (ErrorClass.DECLINE, ErrorClass.VALIDATION):
             return Outcome.failed(error)
         return Outcome.unknown(error)
@@ -200,6 +203,11 @@ def sticky_breaker(setup: DriverSetup) -> ControlDriver:
 def parks_and_forgets(setup: DriverSetup) -> ControlDriver:
     """Says it parked what it could not finish, and never replays it."""
     return ControlDriver(setup, ControlFlaws(parks_and_forgets=True))
+
+
+def ignores_retry_after(setup: DriverSetup) -> ControlDriver:
+    """Retries a throttled call 20 ms later, whatever ``Retry-After`` says."""
+    return ControlDriver(setup, ControlFlaws(ignore_retry_after=True))
 
 
 def retries_declines(setup: DriverSetup) -> ControlDriver:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from harness._driver import Endpoint, EventSink, Operation, Outcome, OutcomeKind
-from harness.resilience import CallResult, ClientConfig, ClientMetrics, Clock, ErrorClass
+from harness.resilience import CallResult, CircuitBreaker, ClientConfig, ClientMetrics, Clock, ErrorClass
 
 __all__ = [
     "SETTLING_ERRORS",
@@ -104,9 +104,17 @@ class Integration:
         """Learn the final outcome of a parked operation; by default, repeat it under the same key."""
         return self.perform(operation, replay=True)
 
+    def breaker(self) -> CircuitBreaker | None:
+        """The breaker guarding this upstream's calls, if it has one."""
+        return None
+
     def retry_after(self) -> float | None:
         """Seconds until this integration would send again (its breaker is open), else ``None``."""
-        return None
+        breaker = self.breaker()
+        if breaker is None:
+            return None
+        wait = breaker.snapshot().retry_after
+        return wait if wait > 0 else None
 
     def close(self) -> None:
         return None

@@ -24,7 +24,9 @@ import math
 from dataclasses import dataclass
 
 from harness._driver import DriverFactory, DriverSetup, Operation, Outcome, OutcomeKind
+from harness.drivers._cbs import CbsIntegration
 from harness.drivers._integration import Integration, IntegrationSetup
+from harness.drivers._mpesa import MpesaIntegration
 from harness.drivers._stripe import StripeIntegration
 from harness.resilience import (
     DEFAULT_PROFILE,
@@ -56,6 +58,8 @@ __all__ = [
 ]
 
 INTEGRATIONS: dict[str, type[Integration]] = {
+    "cbs": CbsIntegration,
+    "mpesa": MpesaIntegration,
     "stripe": StripeIntegration,
 }
 """The upstreams the reference client speaks to, by name."""
@@ -137,11 +141,10 @@ class ReferenceDriver:
         return self._integrations[upstream]
 
     def breaker(self, upstream: str) -> CircuitBreaker:
-        client = getattr(self._integrations[upstream], "client", None)
-        breaker = None if client is None else client.breaker
+        breaker = self._integrations[upstream].breaker()
         if breaker is None:
             raise LookupError(f"profile {self.profile.name!r} runs {upstream!r} without a circuit breaker")
-        return breaker  # type: ignore[no-any-return]
+        return breaker
 
     def close(self) -> None:
         for integration in self._integrations.values():

@@ -13,7 +13,7 @@ import httpx
 
 from harness._driver import Operation, Outcome
 from harness.drivers._integration import Integration, IntegrationSetup, honest_outcome, idempotency_key
-from harness.resilience import ErrorClass, ResilientClient, classify_response
+from harness.resilience import CircuitBreaker, ErrorClass, ResilientClient, classify_response
 
 __all__ = ["StripeIntegration", "classify_stripe"]
 
@@ -75,12 +75,8 @@ class StripeIntegration(Integration):
         )
         return honest_outcome(result, _payment_intent_id, replay=replay), result.attempts
 
-    def retry_after(self) -> float | None:
-        breaker = self.client.breaker
-        if breaker is None:
-            return None
-        wait = breaker.snapshot().retry_after
-        return wait if wait > 0 else None
+    def breaker(self) -> CircuitBreaker | None:
+        return self.client.breaker
 
     def close(self) -> None:
         self.client.close()

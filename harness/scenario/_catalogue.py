@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.scenario import _scenarios_stripe
+from harness.scenario import _scenarios_cbs, _scenarios_mpesa, _scenarios_stripe
 from harness.scenario._runner import Scenario
 from harness.scenario._scenarios_stripe import card_declines, response_lost_after_commit, upstream_outage
 
@@ -25,4 +25,6 @@ def _join(*modules: dict[str, Callable[..., Scenario]]) -> dict[str, Callable[..
     return dict(sorted(catalogue.items()))
 
 
-CATALOGUE: dict[str, Callable[..., Scenario]] = _join(_scenarios_stripe.SCENARIOS)
+CATALOGUE: dict[str, Callable[..., Scenario]] = _join(
+    _scenarios_cbs.SCENARIOS, _scenarios_mpesa.SCENARIOS, _scenarios_stripe.SCENARIOS
+)

@@ -7,7 +7,8 @@ Tables (pandas DataFrames; saved as Parquet):
 * ``faults``: one row per fault as actually applied (start and end as observed);
 * ``operations``: one row per operation: when it was submitted and finished, what the driver said
   (``initial_outcome``) and what it said after the settle phase (``outcome``, ``settled_at``);
-* ``requests``: every request the fake upstreams received (their log, the ground truth);
+* ``requests``: every request the fake upstreams received (their log, the ground truth), with the
+  ``Retry-After`` seconds each answer carried (``retry_after``);
 * ``effects``: every effect the fake upstreams applied (their ledger, the ground truth).
 
 All times are seconds since the run started, on the machine's monotonic clock, which the fakes share
@@ -73,6 +74,7 @@ TABLES: dict[str, list[str]] = {
         "correlation_id",
         "replayed",
         "fault",
+        "retry_after",
     ],
     "effects": [
         "t",

@@ -2,7 +2,8 @@
 
 Operations run on a small thread pool so that faults are applied on time even while calls block;
 the main thread walks the timeline. Whatever happens (a check failing, a driver raising, Ctrl-C),
-every fault is cleared before the function returns.
+every fault is cleared and every upstream setting the scenario changed is restored before the
+function returns.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from harness.chaos import ActiveFault, FaultSchedule, ScheduledFault, StackFault
 from harness.resilience import Clock, SystemClock
 from harness.scenario._checks import DRIVER_RAISED, Check, CheckResult, driver_honours_protocol
 from harness.scenario._history import History, HistoryRecorder
+from harness.scenario._settings import UpstreamSettings, check_no_overlap
 from harness.scenario._workload import PlannedOperation, Workload
 from harness.stack import Stack
 
@@ -53,6 +55,11 @@ class Scenario:
     concurrency: int = 4
     settle: float = 0.0
     """Seconds to wait after the last operation before reading the upstreams' ground truth."""
+    settings: tuple[UpstreamSettings, ...] = ()
+    """Upstream run-time settings on the timeline (e.g. Stripe's rate limiter switched on)."""
+    before_settle: Callable[[Stack], object] | None = None
+    """What happens upstream once the workload is over and before the driver's settle phase, e.g. a
+    back-office checker approving the commands waiting in Fineract's maker-checker inbox."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -61,9 +68,11 @@ class Scenario:
             raise ValueError(f"Scenario.settle must be >= 0 seconds, got {self.settle!r}")
         if not self.checks:
             raise ValueError(f"scenario {self.name!r} has no checks, so it could never fail")
+        check_no_overlap(self.settings)
 
     def upstreams(self) -> set[str]:
-        return {p.operation.upstream for p in self.workload.planned} | self.schedule.targets()
+        planned = {p.operation.upstream for p in self.workload.planned}
+        return planned | self.schedule.targets() | {s.upstream for s in self.settings}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +146,7 @@ def run_scenario(
         "duration": run.clock.now() - run.origin,
         "backend": "real",
         "schedule": scenario.schedule.to_json(),
+        "settings": [window.to_json() for window in scenario.settings],
         "options": {k: repr(v) for k, v in (options or {}).items()},
     }
     history = run.collect(meta)
@@ -158,6 +168,8 @@ class _Run:
         self.recorder = HistoryRecorder(origin=0.0)
         self._active: dict[int, ActiveFault] = {}
         self._applied_at: dict[int, float] = {}
+        self._replaced: dict[int, dict[str, Any]] = {}
+        """Per settings window in force: the values it replaced, to restore when it closes."""
         self._done = 0
         self._done_lock = threading.Lock()
 
@@ -178,6 +190,10 @@ class _Run:
         for index, scheduled in enumerate(self.scenario.schedule.faults):
             events.append(_Event(scheduled.start, 0, partial(self._apply, index)))
             events.append(_Event(scheduled.end, 1, partial(self._clear, index)))
+        for index, window in enumerate(self.scenario.settings):
+            events.append(_Event(window.start, 0, partial(self._configure, index)))
+            if window.end is not None:
+                events.append(_Event(window.end, 1, partial(self._restore, index)))
         pending: list[Future[None]] = []
         pool = ThreadPoolExecutor(max_workers=self.scenario.concurrency, thread_name_prefix="harness-op")
 
@@ -192,15 +208,15 @@ class _Run:
                 event.action()
             for future in pending:
                 future.result()
-            for index in list(self._active):
-                self._clear(index)
+            self._release()
             pool.shutdown(wait=True)
             self.clock.sleep(self.scenario.settle)
+            if self.scenario.before_settle is not None:
+                self.scenario.before_settle(self.stack)
             if isinstance(driver, SettlingDriver):
                 self._settle(driver)
         finally:
-            for index in list(self._active):
-                self._clear(index)
+            self._release()
             pool.shutdown(wait=True, cancel_futures=True)
             driver.close()
 
@@ -248,6 +264,25 @@ class _Run:
         scheduled = self.scenario.schedule.faults[index]
         self._active[index] = self.faults.apply(scheduled.target, scheduled.fault)
         self._applied_at[index] = self.now()
+
+    def _release(self) -> None:
+        """Clear every fault still applied and restore every setting a window still holds."""
+        for index in list(self._active):
+            self._clear(index)
+        for index in list(self._replaced):
+            self._restore(index)
+
+    def _configure(self, index: int) -> None:
+        window = self.scenario.settings[index]
+        admin = self.stack.admin(window.upstream)
+        current = admin.config()
+        self._replaced[index] = {name: current.get(name) for name in window.values}
+        admin.configure(window.values)
+
+    def _restore(self, index: int) -> None:
+        replaced = self._replaced.pop(index, None)
+        if replaced is not None:
+            self.stack.admin(self.scenario.settings[index].upstream).configure(replaced)
 
     def _clear(self, index: int) -> None:
         active = self._active.pop(index, None)

@@ -1,4 +1,4 @@
-"""Stripe scenarios: lost answers, outages and declines against the fake Stripe."""
+"""Stripe scenarios: lost answers, outages, declines and rate limits against the fake Stripe."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from harness.scenario._checks import (
     no_retry_after_definite_answer,
     recovers_after_faults,
 )
+from harness.scenario._checks_retry import retries_honour_retry_after, retry_amplification_within
 from harness.scenario._runner import Scenario
+from harness.scenario._settings import UpstreamSettings
 from harness.scenario._workload import Workload
 
-__all__ = ["SCENARIOS", "card_declines", "response_lost_after_commit", "upstream_outage"]
+__all__ = ["SCENARIOS", "card_declines", "rate_limited", "response_lost_after_commit", "upstream_outage"]
 
 
 def response_lost_after_commit(
@@ -123,8 +125,41 @@ def card_declines(
     )
 
 
+def rate_limited(
+    *,
+    operations: int = 60,
+    interval: float = 0.01,
+    concurrency: int = 8,
+    amplification: float = 2.0,
+) -> Scenario:
+    """Stripe's rate limiter is on (25 requests a second, as in test mode) and the workload asks for
+    more (one charge every ``interval`` seconds, 100 a second by default).
+
+    Stripe answers the excess with 429 ``rate_limit`` and ``Retry-After``; a client must wait that
+    long before it sends the same operation again, must not multiply its load by retrying (at most
+    ``amplification`` requests per charge), and must charge nothing twice.
+    """
+    if not interval > 0:
+        raise ValueError(f"rate_limited(interval=...) must be > 0 seconds, got {interval!r}")
+    return Scenario(
+        name="rate_limited",
+        title="Rate limited by Stripe",
+        description=(
+            f"The fake Stripe's rate limiter is on (25 requests/s) while the workload sends"
+            f" {1 / interval:g} charges/s; 429s carry Retry-After, which the upstream log shows the"
+            " client honoured."
+        ),
+        workload=Workload.steady(count=operations, interval=interval, upstream="stripe", action="charge"),
+        schedule=FaultSchedule.of([]),
+        checks=(*EXACTLY_ONCE, retries_honour_retry_after, retry_amplification_within(amplification)),
+        concurrency=concurrency,
+        settings=(UpstreamSettings(upstream="stripe", values={"rate_limit_enabled": True}),),
+    )
+
+
 SCENARIOS: dict[str, Callable[..., Scenario]] = {
     "card_declines": card_declines,
+    "rate_limited": rate_limited,
     "response_lost_after_commit": response_lost_after_commit,
     "upstream_outage": upstream_outage,
 }
