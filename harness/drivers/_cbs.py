@@ -54,12 +54,17 @@ from urllib.parse import quote
 import httpx
 
 from harness._driver import Operation, Outcome, OutcomeKind
-from harness.drivers._integration import Integration, IntegrationSetup, honest_outcome, idempotency_key
+from harness.drivers._integration import (
+    Integration,
+    IntegrationSetup,
+    honest_outcome,
+    idempotency_key,
+    resilient_client,
+)
 from harness.resilience import (
     CallResult,
     CircuitBreaker,
     ErrorClass,
-    ResilientClient,
     Token,
     TokenAuth,
     TokenCache,
@@ -186,14 +191,9 @@ class CbsIntegration(Integration):
             trust_env=False,
         )
         self.tokens = TokenCache(clock=setup.clock, fetch=self._login)
-        self.client = ResilientClient(
-            upstream=self.UPSTREAM,
-            base_url=setup.endpoint.base_url,
-            config=setup.config,
-            clock=setup.clock,
-            rng=setup.rng,
-            events=setup.events,
-            metrics=setup.metrics,
+        self.client = resilient_client(
+            setup,
+            self.UPSTREAM,
             auth=TokenAuth(cache=self.tokens, credential=_MAKER, scheme="Basic"),
             classify=classify_fineract,
             headers={TENANT_HEADER: self._tenant},

@@ -12,10 +12,20 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from harness._driver import Endpoint, EventSink, Operation, Outcome, OutcomeKind
-from harness.resilience import CallResult, CircuitBreaker, ClientConfig, ClientMetrics, Clock, ErrorClass
+from harness.resilience import (
+    CallResult,
+    CircuitBreaker,
+    ClientConfig,
+    ClientMetrics,
+    Clock,
+    ErrorClass,
+    ResilientClient,
+    classify_response,
+)
+from harness.resilience._client import Classifier
 
 __all__ = [
     "SETTLING_ERRORS",
@@ -23,6 +33,7 @@ __all__ = [
     "IntegrationSetup",
     "honest_outcome",
     "idempotency_key",
+    "resilient_client",
 ]
 
 _KEY_NAMESPACE = uuid.UUID("6f1c7a52-8d0e-4b8e-9a57-2a1f3d4c5b6e")
@@ -75,6 +86,33 @@ class IntegrationSetup:
     events: EventSink
     metrics: ClientMetrics
     idempotency_keys: bool
+
+
+def resilient_client(
+    setup: IntegrationSetup,
+    upstream: str,
+    *,
+    classify: Classifier = classify_response,
+    config: ClientConfig | None = None,
+    **more: Any,
+) -> ResilientClient:
+    """A resilient client for one upstream of a run, reporting to the run's event sink.
+
+    It never trusts proxy settings from the environment: a run's upstreams are the harness's own
+    Toxiproxy listeners on 127.0.0.1, and a user's ``HTTP_PROXY`` must not divert that traffic.
+    """
+    return ResilientClient(
+        upstream=upstream,
+        base_url=setup.endpoint.base_url,
+        config=config or setup.config,
+        clock=setup.clock,
+        rng=setup.rng,
+        events=setup.events,
+        metrics=setup.metrics,
+        classify=classify,
+        trust_env=False,
+        **more,
+    )
 
 
 class Integration:

@@ -55,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from harness._driver import Operation, Outcome, OutcomeKind
-from harness.drivers._integration import Integration, IntegrationSetup
+from harness.drivers._integration import Integration, IntegrationSetup, resilient_client
 from harness.drivers._mpesa_callbacks import Callback, CallbackInbox
 from harness.resilience import (
     CallResult,
@@ -67,7 +67,6 @@ from harness.resilience import (
     Token,
     TokenAuth,
     TokenCache,
-    classify_response,
     parse_expires_in,
     wall_time,
 )
@@ -539,14 +538,4 @@ def _b2c_result(callback: Callback) -> Outcome | None:
 
 
 def _client(setup: IntegrationSetup, config: ClientConfig, **more: Any) -> ResilientClient:
-    return ResilientClient(
-        upstream=MpesaIntegration.UPSTREAM,
-        base_url=setup.endpoint.base_url,
-        config=config,
-        clock=setup.clock,
-        rng=setup.rng,
-        events=setup.events,
-        metrics=setup.metrics,
-        classify=classify_response,
-        **more,
-    )
+    return resilient_client(setup, MpesaIntegration.UPSTREAM, config=config, **more)

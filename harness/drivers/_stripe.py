@@ -12,8 +12,14 @@ from typing import ClassVar
 import httpx
 
 from harness._driver import Operation, Outcome
-from harness.drivers._integration import Integration, IntegrationSetup, honest_outcome, idempotency_key
-from harness.resilience import CircuitBreaker, ErrorClass, ResilientClient, classify_response
+from harness.drivers._integration import (
+    Integration,
+    IntegrationSetup,
+    honest_outcome,
+    idempotency_key,
+    resilient_client,
+)
+from harness.resilience import CircuitBreaker, ErrorClass, classify_response
 
 __all__ = ["StripeIntegration", "classify_stripe"]
 
@@ -45,14 +51,9 @@ class StripeIntegration(Integration):
 
     def __init__(self, setup: IntegrationSetup) -> None:
         super().__init__(setup)
-        self.client = ResilientClient(
-            upstream=self.UPSTREAM,
-            base_url=setup.endpoint.base_url,
-            config=setup.config,
-            clock=setup.clock,
-            rng=setup.rng,
-            events=setup.events,
-            metrics=setup.metrics,
+        self.client = resilient_client(
+            setup,
+            self.UPSTREAM,
             classify=classify_stripe,
             headers={"Authorization": f"Bearer {setup.endpoint.credentials['secret_key']}"},
         )

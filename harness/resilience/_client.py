@@ -600,6 +600,7 @@ class ResilientClient(_Face):
         breaker: CircuitBreaker | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        trust_env: bool = True,
     ) -> None:
         self._setup(
             upstream=upstream,
@@ -617,6 +618,7 @@ class ResilientClient(_Face):
             headers=dict(headers or {}),
             transport=transport,
             timeout=self._core.config.timeouts.for_attempt(None),
+            trust_env=trust_env,
         )
 
     def request(
@@ -716,6 +718,7 @@ class AsyncResilientClient(_Face):
         breaker: CircuitBreaker | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        trust_env: bool = True,
     ) -> None:
         self._setup(
             upstream=upstream,
@@ -733,6 +736,7 @@ class AsyncResilientClient(_Face):
             headers=dict(headers or {}),
             transport=transport,
             timeout=self._core.config.timeouts.for_attempt(None),
+            trust_env=trust_env,
         )
 
     async def request(

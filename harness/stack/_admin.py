@@ -23,7 +23,8 @@ class UpstreamAdminError(ValueError):
 class UpstreamAdmin:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + "/__admin", timeout=timeout)
+        # The admin API is on loopback: a proxy from the environment must never intercept it.
+        self._http = httpx.Client(base_url=self.base_url + "/__admin", timeout=timeout, trust_env=False)
 
     def close(self) -> None:
         self._http.close()
