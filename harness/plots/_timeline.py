@@ -30,7 +30,7 @@ BREAKER_COLOURS = {
     "disabled": "#e0e0e0",
     "metrics_only": "#bbdefb",
 }
-_AMBIGUOUS = {"timeout", "reset", "protocol", "server_error"}
+_AMBIGUOUS = {"timeout", "reset", "protocol", "server_error", "replayed_error"}
 
 
 def _attempt_category(outcome: str, error: object) -> str:

@@ -63,6 +63,11 @@ class ErrorClass(enum.StrEnum):
     """The resource does not exist."""
     REJECTED = "rejected"
     """Refused on the client side (breaker open, bulkhead full); nothing was sent."""
+    REPLAYED_ERROR = "replayed_error"
+    """The upstream replayed a server error it stored for this idempotency key (Stripe's
+    ``Idempotent-Replayed``, Fineract's ``x-served-from-cache``). The operation is as unknown as it
+    was, the same key will only replay it again, and the answer says nothing about the upstream's
+    health now, so it must not count against a breaker."""
 
     @property
     def retryable(self) -> bool:
@@ -100,7 +105,16 @@ _UPSTREAM_FAILURES = frozenset(
         ErrorClass.SERVER_ERROR,
     }
 )
-_AMBIGUOUS = frozenset({ErrorClass.TIMEOUT, ErrorClass.RESET, ErrorClass.PROTOCOL, ErrorClass.SERVER_ERROR})
+_AMBIGUOUS = frozenset(
+    {
+        ErrorClass.TIMEOUT,
+        ErrorClass.RESET,
+        ErrorClass.PROTOCOL,
+        ErrorClass.SERVER_ERROR,
+        ErrorClass.REPLAYED_ERROR,
+    }
+)
+_REPLAY_HEADERS = (("idempotent-replayed", "true"), ("x-served-from-cache", "true"))
 
 
 def classify_exception(exc: BaseException) -> ErrorClass:
@@ -170,12 +184,15 @@ def classify_response(response: httpx.Response) -> ErrorClass | None:
       merchant, wrong password) is VALIDATION, a duplicate ``OriginatorConversationID`` is VALIDATION.
     * Fineract 403 ``validation.msg.domain.rule.violation`` is a DECLINE (a business rule said no;
       never retry it), other 403s stay AUTH.
+    * A 5xx the upstream replays from its idempotency store is REPLAYED_ERROR, not SERVER_ERROR.
     * Everything else goes by the status (:func:`classify_status`).
     """
     status = response.status_code
     by_status = classify_status(status)
     if by_status is None or status < 400:
         return by_status
+    if status >= 500 and any(response.headers.get(h, "").lower() == v for h, v in _REPLAY_HEADERS):
+        return ErrorClass.REPLAYED_ERROR
     body = _json_object(response)
     if body is None:
         return by_status

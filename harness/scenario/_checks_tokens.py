@@ -15,8 +15,8 @@ What the log shows and these checks count:
 
 A single-flight client needs one token, plus one per revocation that reached it (a revoked token is
 replaced once, however many callers hold it), plus one per expiry when the run outlasts the token's
-lifetime. The bound assumes a healthy token endpoint: a token answer lost on the wire may rightly be
-fetched again, so put these checks on scenarios that leave the token endpoint alone.
+lifetime, plus one for every token request made while a fault was active on that upstream (its
+answer may have been lost on the wire, and fetching again is then right).
 """
 
 from __future__ import annotations
@@ -61,9 +61,15 @@ def token_refresh_single_flight(
         revocations = int((requests["fault"] == REVOCATION_FAULT).sum())
         duration = float(history.meta.get("duration") or 0.0)
         expiries = 0 if token_lifetime is None else math.floor(duration / token_lifetime)
-        allowed = 1 + revocations + expiries
+        faults = history.faults[history.faults["target"] == upstream]
+        under_fault = 0
+        for start, end in zip(faults["start"], faults["end"], strict=True):
+            under_fault += int(((fetches["t"] >= start) & (fetches["t"] <= end)).sum())
+        allowed = 1 + revocations + expiries + under_fault
         passed = len(fetches) <= allowed
         expiry_note = f" + {expiries} expiries" if token_lifetime is not None else ""
+        if under_fault:
+            expiry_note += f" + {under_fault} made under a fault"
         summary = (
             f"{len(fetches)} token requests for {revocations} revocations{expiry_note}"
             f" (at most {allowed} allowed)"

@@ -23,6 +23,7 @@ from harness.drivers import (
 from harness.resilience import (
     Backoff,
     BreakerConfig,
+    BreakerState,
     ClientConfig,
     ConfigError,
     ErrorClass,
@@ -243,3 +244,28 @@ def test_a_replay_refused_by_a_still_open_breaker_stays_parked_never_failed(serv
     assert parked.kind is OutcomeKind.PARKED
     assert settled[CHARGE.operation_id].kind is OutcomeKind.PARKED
     assert len(server.seen("/v1/payment_intents")) == 1
+
+
+def test_a_stored_500_replayed_for_the_key_leaves_the_charge_parked_and_the_breaker_closed(
+    server: ScriptedServer,
+) -> None:
+    """A replayed answer says nothing about the upstream's health now; an exploration found replays
+    of stored 500s re-opening the breaker during the settle phase and starving every other replay."""
+    replayed = Reply(
+        status=500, json={"error": {"type": "api_error"}}, headers={"Idempotent-Replayed": "true"}
+    )
+    server.script("/v1/payment_intents", *[replayed] * 6)
+    client = ClientConfig(
+        retry=FAST, breaker=BreakerConfig(failure_threshold=1, open_duration=60.0), budget=None
+    )
+    driver = ReferenceDriver(_setup(server), ReferenceConfig(client=client, settle_timeout=0.0))
+
+    parked = driver.perform(CHARGE)
+    settled = driver.settle()
+    state = driver.breaker("stripe").state
+    driver.close()
+
+    assert (parked.kind, parked.error) == (OutcomeKind.PARKED, ErrorClass.REPLAYED_ERROR)
+    assert settled[CHARGE.operation_id].kind is OutcomeKind.PARKED
+    assert state is BreakerState.CLOSED
+    assert len(server.seen("/v1/payment_intents")) == 2

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from harness.scenario import TOKEN_CHECKS, no_invalid_token_loop, token_refresh_single_flight
-from tests.scenario.builders import build_history, request
+from tests.scenario.builders import build_history, fault, request
 
 TOKEN = "/oauth/v1/generate"
 PUSH = "/mpesa/stkpush/v1/processrequest"
@@ -172,3 +172,15 @@ def test_both_checks_without_any_request_are_not_applicable() -> None:
 def test_bad_parameters_are_refused_naming_them(make: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_a_token_fetched_again_after_one_made_under_a_fault_is_excused() -> None:
+    """The first answer may have been lost on the wire; the upstream's log cannot tell."""
+    fetches = [daraja(0.10, TOKEN, call="x"), daraja(0.35, TOKEN, call="x")]
+    loss = {**fault(0.0, 0.2), "target": "mpesa", "fault": "response_loss()", "kind": "response_loss"}
+    under_fault = build_history(requests=fetches, faults=[loss])
+    healthy = build_history(requests=fetches)
+
+    assert SINGLE_FLIGHT(under_fault).passed
+    assert "made under a fault" in SINGLE_FLIGHT(under_fault).summary
+    assert not SINGLE_FLIGHT(healthy).passed
