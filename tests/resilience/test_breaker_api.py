@@ -37,19 +37,10 @@ from harness.resilience import (
     VirtualClock,
 )
 from harness.resilience._errors import RejectedError
+from tests.resilience.breakers import UpstreamError, assert_breakers_agree, failing
 
 S = BreakerState
 ADMINISTRATIVE = (S.DISABLED, S.FORCED_OPEN, S.METRICS_ONLY)
-
-
-class UpstreamError(Exception):
-    def __init__(self, error_class: ErrorClass = ErrorClass.SERVER_ERROR, message: str = "") -> None:
-        super().__init__(message or str(error_class))
-        self.error_class = error_class
-
-
-def failing(error_class: ErrorClass = ErrorClass.SERVER_ERROR, message: str = "") -> None:
-    raise UpstreamError(error_class, message)
 
 
 def breaker(config: BreakerConfig | None = None, clock: VirtualClock | None = None) -> CircuitBreaker:
@@ -518,33 +509,11 @@ def test_a_breaker_behaves_the_same_over_a_store_that_serialises_its_record(
     json_store = JsonStore(BreakerRecord.initial(config, clock.now()))
     assert isinstance(json_store, BreakerStore)
     local_store = LocalBreakerStore(BreakerRecord.initial(config, clock.now()))
-    local_log: list[BreakerTransition] = []
-    json_log: list[BreakerTransition] = []
     breakers = [
-        CircuitBreaker("shared", config, clock=clock, store=local_store, listeners=(local_log.append,)),
-        CircuitBreaker("shared", config, clock=clock, store=json_store, listeners=(json_log.append,)),
+        CircuitBreaker("shared", config, clock=clock, store=local_store),
+        CircuitBreaker("shared", config, clock=clock, store=json_store),
     ]
-    for action, argument in actions:
-        if action == "advance":
-            clock.advance(argument)
-            continue
-        results = []
-        for subject in breakers:
-            try:
-                if action == "call" and argument is not None:
-                    subject.call(failing, argument)
-                elif action == "call":
-                    subject.call(lambda: None)
-                elif action == "move":
-                    subject.transition_to(argument)
-                else:
-                    subject.reset()
-                results.append("ok")
-            except (UpstreamError, CircuitOpenError, IllegalTransitionError) as error:
-                results.append(type(error).__name__)
-        assert results[0] == results[1]
-        assert breakers[0].snapshot() == breakers[1].snapshot()
-    assert local_log == json_log
+    assert_breakers_agree(breakers, clock, actions)
 
 
 def test_the_breakers_repr_names_an_unreachable_store_instead_of_raising() -> None:

@@ -27,14 +27,9 @@ from harness.resilience import (
     TimeWindow,
     VirtualClock,
 )
+from tests.resilience.breakers import UpstreamError
 
 S = BreakerState
-
-
-class UpstreamError(Exception):
-    def __init__(self, error_class: ErrorClass = ErrorClass.SERVER_ERROR) -> None:
-        super().__init__(str(error_class))
-        self.error_class = error_class
 
 
 class Rig:

@@ -37,6 +37,7 @@ from harness.resilience import (
     TimeWindow,
     VirtualClock,
 )
+from tests.resilience.breakers import UpstreamError
 
 S = BreakerState
 ADMINISTRATIVE = (S.DISABLED, S.FORCED_OPEN, S.METRICS_ONLY)
@@ -61,12 +62,6 @@ TRIP_RULE_MIXES = (
 QUARTERS = st.integers(min_value=0, max_value=24).map(lambda q: q / 4)
 # Call durations on both sides of every slow-call threshold drawn below (0.5, 1.0 and 2.0 s).
 DURATIONS = st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, 1.75, 2.0, 3.0])
-
-
-class UpstreamError(Exception):
-    def __init__(self, error_class: ErrorClass) -> None:
-        super().__init__(str(error_class))
-        self.error_class = error_class
 
 
 @dataclass

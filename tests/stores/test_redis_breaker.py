@@ -54,7 +54,6 @@ from harness.resilience import (
     ConfigError,
     CountWindow,
     ErrorClass,
-    IllegalTransitionError,
     LocalBreakerStore,
     Permit,
     SystemClock,
@@ -72,20 +71,11 @@ from harness.stores import (
     UnixClock,
 )
 from harness.stores import _redis_server as redis_server_module
+from tests.resilience.breakers import UpstreamError, assert_breakers_agree, failing
 from tests.stores.conftest import Child
 
 S = BreakerState
 SHARED_TIME = "test-shared-page"
-
-
-class UpstreamError(Exception):
-    def __init__(self, error_class: ErrorClass = ErrorClass.SERVER_ERROR) -> None:
-        super().__init__(str(error_class))
-        self.error_class = error_class
-
-
-def failing(error_class: ErrorClass = ErrorClass.SERVER_ERROR) -> None:
-    raise UpstreamError(error_class)
 
 
 def config(**overrides: Any) -> BreakerConfig:
@@ -247,37 +237,13 @@ def run_side_by_side(
     redis_store: RedisBreakerStore, cfg: BreakerConfig, clock: VirtualClock, actions: list[tuple[str, Any]]
 ) -> None:
     assert isinstance(redis_store, BreakerStore)
-    local_log: list[BreakerTransition] = []
-    redis_log: list[BreakerTransition] = []
     local = CircuitBreaker(
         redis_store.name,
         cfg,
         clock=clock,
         store=LocalBreakerStore(BreakerRecord.initial(cfg, clock.now())),
-        listeners=(local_log.append,),
     )
-    breakers = [local, redis_store.breaker(listeners=(redis_log.append,))]
-    for action, argument in actions:
-        if action == "advance":
-            clock.advance(argument)
-            continue
-        results = []
-        for subject in breakers:
-            try:
-                if action == "call" and argument is not None:
-                    subject.call(failing, argument)
-                elif action == "call":
-                    subject.call(lambda: None)
-                elif action == "move":
-                    subject.transition_to(argument)
-                else:
-                    subject.reset()
-                results.append("ok")
-            except (UpstreamError, CircuitOpenError, IllegalTransitionError) as error:
-                results.append(type(error).__name__)
-        assert results[0] == results[1]
-        assert breakers[0].snapshot() == breakers[1].snapshot()
-    assert local_log == redis_log
+    assert_breakers_agree([local, redis_store.breaker()], clock, actions)
 
 
 # -- contention -----------------------------------------------------------------------------------------
